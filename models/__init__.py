@@ -1,0 +1,1 @@
+"""Storage tables and the API result shapes; imports neither Playwright nor aiohttp."""

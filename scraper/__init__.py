@@ -1,0 +1,1 @@
+"""Everything that touches Douyin and TikTok: URLs, the browser pool, extractors, normalizing."""

@@ -1,0 +1,1 @@
+"""The HTTP job API, the queue worker, the scheduler and the CLI."""

@@ -1,0 +1,1 @@
+"""Thin aiohttp handlers, one module per group of vendor routes."""
