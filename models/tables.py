@@ -1,0 +1,76 @@
+"""SQLModel tables. States are plain strings so every engine stores them the same way."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime, utcnow
+
+
+class JobState:
+    """Job states: the vendor's four plus ``delayed`` (waiting to retry)."""
+
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    CLAIMABLE = (WAITING, DELAYED)
+    FINISHED = (COMPLETED, FAILED)
+
+
+def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class ApiToken(SQLModel, table=True):
+    """An API client. Only the sha256 of the token is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    token_prefix: str = Field(max_length=16)
+    credits: int = Field(default=0)
+    unlimited: bool = Field(default=False)
+    banned: bool = Field(default=False)
+    is_admin: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    last_used_at: datetime | None = _utc_column()
+
+
+class Job(SQLModel, table=True):
+    """One accepted request. It ends ``completed`` or ``failed``, whatever crashes in between."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_claim", "state", "run_at"),)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    type: str = Field(max_length=40)
+    platform: str = Field(max_length=10)
+    url: str = Field(max_length=2048)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    state: str = Field(default=JobState.WAITING, max_length=12)
+    token_id: int | None = Field(default=None, foreign_key="api_tokens.id", index=True)
+    cost: int = Field(default=0)
+    attempts: int = Field(default=0)
+    max_attempts: int = Field(default=3)
+    worker_id: str | None = Field(default=None, max_length=80)
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error: str | None = Field(default=None)
+    error_code: str | None = Field(default=None, max_length=40)
+    result_expired: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    run_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    locked_until: datetime | None = _utc_column()
+    started_at: datetime | None = _utc_column()
+    finished_at: datetime | None = _utc_column()
+    result_expires_at: datetime | None = _utc_column(index=True)

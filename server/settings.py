@@ -1,0 +1,101 @@
+"""Server settings: sensible defaults, overridden by ``SHORTVID_*`` environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+Role = Literal["all", "api", "worker"]
+
+#: Credits per job type (vendor defaults).
+DEFAULT_COSTS: dict[str, int] = {
+    "video.parse": 10,
+    "video.download": 10,
+    "channel.videos": 20,
+    "channel.download": 20,
+    "tiktok.video.parse": 10,
+    "tiktok.video.download": 10,
+    "tiktok.channel.videos": 20,
+    "tiktok.channel.download": 20,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server process needs to know, resolved once at start-up."""
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    role: Role = "all"
+    workers: int = 2
+    offline: bool = False
+    max_body_bytes: int = 64 * 1024
+    max_attempts: int = 3
+    retry_base: timedelta = timedelta(seconds=2)
+    retry_cap: timedelta = timedelta(minutes=2)
+    lease: timedelta = timedelta(seconds=90)
+    heartbeat: timedelta = timedelta(seconds=20)
+    job_timeout: timedelta = timedelta(seconds=120)
+    poll_interval: timedelta = timedelta(seconds=1)
+    result_ttl: timedelta = timedelta(hours=24)
+    recover_every: timedelta = timedelta(seconds=15)
+    expire_every: timedelta = timedelta(seconds=60)
+    rate_limit_per_minute: int = 120
+    costs: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_COSTS))
+    worker_name: str = ""
+
+    @property
+    def resolved_database_url(self) -> str:
+        from models.db import sqlite_url
+
+        return self.database_url or sqlite_url(self.data_dir)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the non-None ``changes`` applied (CLI flags)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+
+def _seconds(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
+    raw = env.get(name)
+    return timedelta(seconds=float(raw)) if raw else default
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``SHORTVID_*`` variables; unknown ones are ignored, bad numbers raise ValueError."""
+    env = os.environ if env is None else env
+    base = Settings()
+    costs = dict(DEFAULT_COSTS)
+    for job_type in costs:
+        raw = env.get("SHORTVID_COST_" + job_type.upper().replace(".", "_"))
+        if raw:
+            costs[job_type] = int(raw)
+    role = env.get("SHORTVID_ROLE", base.role)
+    if role not in ("all", "api", "worker"):
+        raise ValueError(f"SHORTVID_ROLE must be all, api or worker, not {role!r}")
+    return Settings(
+        data_dir=Path(env.get("SHORTVID_DATA_DIR", str(base.data_dir))),
+        database_url=env.get("SHORTVID_DATABASE_URL") or None,
+        host=env.get("SHORTVID_HOST", base.host),
+        port=int(env.get("SHORTVID_PORT", base.port)),
+        role=role,  # type: ignore[arg-type]
+        workers=int(env.get("SHORTVID_WORKERS", base.workers)),
+        offline=env.get("SHORTVID_OFFLINE", "").lower() in ("1", "true", "yes"),
+        max_body_bytes=int(env.get("SHORTVID_MAX_BODY_BYTES", base.max_body_bytes)),
+        max_attempts=int(env.get("SHORTVID_MAX_ATTEMPTS", base.max_attempts)),
+        retry_base=_seconds(env, "SHORTVID_RETRY_BASE", base.retry_base),
+        lease=_seconds(env, "SHORTVID_LEASE", base.lease),
+        heartbeat=_seconds(env, "SHORTVID_HEARTBEAT", base.heartbeat),
+        job_timeout=_seconds(env, "SHORTVID_JOB_TIMEOUT", base.job_timeout),
+        result_ttl=_seconds(env, "SHORTVID_RESULT_TTL", base.result_ttl),
+        recover_every=_seconds(env, "SHORTVID_RECOVER_EVERY", base.recover_every),
+        expire_every=_seconds(env, "SHORTVID_EXPIRE_EVERY", base.expire_every),
+        rate_limit_per_minute=int(env.get("SHORTVID_RATE_LIMIT", base.rate_limit_per_minute)),
+        costs=costs,
+        worker_name=env.get("SHORTVID_WORKER_NAME", ""),
+    )

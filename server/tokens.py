@@ -1,0 +1,157 @@
+"""API tokens: creation (shown once), hashing, lookup, top-up, ban.
+
+Tokens are 256-bit random strings, so one sha256 is enough to store them
+safely (no dictionary to attack); lookup is by hash only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from models.tables import ApiToken
+from models.types import utcnow
+
+TOKEN_PREFIX = "sv_"  # noqa: S105  (a marker, not a secret)
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh random token."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token row without its hash, safe to print or return."""
+
+    id: int
+    name: str
+    token_prefix: str
+    credits: int
+    unlimited: bool
+    banned: bool
+    is_admin: bool
+    created_at: datetime
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ApiToken) -> TokenInfo:
+        assert row.id is not None
+        return cls(
+            id=row.id,
+            name=row.name,
+            token_prefix=row.token_prefix,
+            credits=row.credits,
+            unlimited=row.unlimited,
+            banned=row.banned,
+            is_admin=row.is_admin,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "token_prefix": self.token_prefix,
+            "credits": None if self.unlimited else self.credits,
+            "unlimited": self.unlimited,
+            "banned": self.banned,
+            "admin": self.is_admin,
+            "created_at": self.created_at.isoformat(),
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+        }
+
+
+class TokenStore:
+    """Token operations over one session factory."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def create(
+        self, *, name: str, credits: int = 0, unlimited: bool = False, admin: bool = False
+    ) -> tuple[str, TokenInfo]:
+        """Create a token; the plain token is returned here and never again."""
+        if credits < 0:
+            raise ValueError("credits must be zero or more")
+        token = new_token()
+        row = ApiToken(
+            name=name,
+            token_hash=hash_token(token),
+            token_prefix=token[:10],
+            credits=credits,
+            unlimited=unlimited,
+            is_admin=admin,
+        )
+        async with self._sessions() as session, session.begin():
+            session.add(row)
+        return token, TokenInfo.of(row)
+
+    async def count(self) -> int:
+        async with self._sessions() as session:
+            return int((await session.execute(select(func.count()).select_from(ApiToken))).scalar_one())
+
+    async def list(self) -> list[TokenInfo]:
+        async with self._sessions() as session:
+            rows = (await session.execute(select(ApiToken).order_by(ApiToken.id))).scalars().all()
+            return [TokenInfo.of(r) for r in rows]
+
+    async def lookup(self, token: str) -> TokenInfo | None:
+        """The token's row, or None when unknown."""
+        async with self._sessions() as session:
+            row = (
+                await session.execute(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+            ).scalar_one_or_none()
+            return TokenInfo.of(row) if row else None
+
+    async def find(self, ref: str) -> TokenInfo | None:
+        """Find by id, exact name, or printed prefix (for the admin CLI)."""
+        for info in await self.list():
+            if ref in (str(info.id), info.name, info.token_prefix):
+                return info
+        return None
+
+    async def topup(self, token_id: int, amount: int) -> TokenInfo:
+        """Add credits atomically (amount may be negative to correct, never below zero)."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(ApiToken)
+                .where(ApiToken.id == token_id, ApiToken.credits + amount >= 0)  # type: ignore[arg-type]
+                .values(credits=ApiToken.credits + amount)
+                .returning(ApiToken)
+            )
+            row = result.scalar_one_or_none()
+        if row is None:
+            raise LookupError(f"no token {token_id}, or the change would make credits negative")
+        return TokenInfo.of(row)
+
+    async def set_unlimited(self, token_id: int, unlimited: bool) -> TokenInfo:
+        return await self._set(token_id, unlimited=unlimited)
+
+    async def set_banned(self, token_id: int, banned: bool) -> TokenInfo:
+        return await self._set(token_id, banned=banned)
+
+    async def touch(self, token_id: int) -> None:
+        """Record use (best effort, outside the charge transaction)."""
+        await self._set(token_id, last_used_at=utcnow())
+
+    async def _set(self, token_id: int, **values: object) -> TokenInfo:
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(ApiToken).where(ApiToken.id == token_id).values(**values).returning(ApiToken)  # type: ignore[arg-type]
+            )
+            row = result.scalar_one_or_none()
+        if row is None:
+            raise LookupError(f"no token {token_id}")
+        return TokenInfo.of(row)

@@ -1,0 +1,140 @@
+"""Queue semantics on SQLite and PostgreSQL: exclusive claims, fencing, refunds, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.db import session_factory
+from models.tables import JobState
+from models.types import utcnow
+from server.queue import InsufficientCredits, JobQueue, TokenBanned
+from server.tokens import TokenStore
+
+
+def _queue(engine: AsyncEngine, lease: float = 60) -> tuple[JobQueue, TokenStore]:
+    sessions = session_factory(engine)
+    return JobQueue(sessions, lease=timedelta(seconds=lease), result_ttl=timedelta(hours=1)), TokenStore(sessions)
+
+
+async def _enqueue(queue: JobQueue, token_id: int | None, n: int = 1, cost: int = 10) -> list[str]:
+    ids = []
+    for i in range(n):
+        job = await queue.enqueue(
+            token_id=token_id, job_type="video.parse", platform="douyin",
+            url=f"https://www.douyin.com/video/7{i:018d}", payload={}, cost=cost, max_attempts=3,
+        )
+        ids.append(job.id)
+    return ids
+
+
+async def test_concurrent_claimers_never_claim_a_job_twice(engine: AsyncEngine) -> None:
+    queue, _ = _queue(engine)
+    ids = await _enqueue(queue, None, n=60)
+    claimed: list[str] = []
+
+    async def claimer(name: str) -> None:
+        while (job := await queue.claim(name)) is not None:
+            claimed.append(job.id)
+
+    await asyncio.gather(*(claimer(f"w{i}") for i in range(12)))
+    assert sorted(claimed) == sorted(ids)
+    assert len(set(claimed)) == len(claimed)
+
+
+async def test_charge_is_atomic_under_concurrency(engine: AsyncEngine) -> None:
+    queue, tokens = _queue(engine)
+    _, info = await tokens.create(name="t", credits=95)
+
+    async def attempt() -> bool:
+        try:
+            await _enqueue(queue, info.id)
+            return True
+        except InsufficientCredits:
+            return False
+
+    results = await asyncio.gather(*(attempt() for _ in range(30)))
+    assert results.count(True) == 9
+    after = await tokens.find(str(info.id))
+    assert after is not None and after.credits == 5
+
+
+async def test_insufficient_and_banned(engine: AsyncEngine) -> None:
+    queue, tokens = _queue(engine)
+    _, poor = await tokens.create(name="poor", credits=3)
+    with pytest.raises(InsufficientCredits) as caught:
+        await _enqueue(queue, poor.id)
+    assert (caught.value.need, caught.value.have) == (10, 3)
+    _, banned = await tokens.create(name="b", credits=100)
+    await tokens.set_banned(banned.id, True)
+    with pytest.raises(TokenBanned):
+        await _enqueue(queue, banned.id)
+    _, rich = await tokens.create(name="u", unlimited=True)
+    await _enqueue(queue, rich.id)
+    assert (await tokens.find("u")).credits == 0  # type: ignore[union-attr]
+
+
+async def test_fencing_and_refund_once(engine: AsyncEngine) -> None:
+    queue, tokens = _queue(engine)
+    _, info = await tokens.create(name="t", credits=10)
+    [job_id] = await _enqueue(queue, info.id)
+    job = await queue.claim("a")
+    assert job is not None and job.id == job_id and job.state == JobState.ACTIVE
+    assert not await queue.complete(job_id, "b", {"x": 1})
+    assert await queue.fail(job_id, "a", error="gone", code="not_found")
+    assert not await queue.fail(job_id, "a", error="gone", code="not_found")
+    assert (await tokens.find("t")).credits == 10  # type: ignore[union-attr]
+    row = await queue.get(job_id)
+    assert row is not None and row.state == JobState.FAILED and row.error == "gone"
+
+
+async def test_expired_lease_is_taken_up_and_old_owner_fenced(engine: AsyncEngine) -> None:
+    queue, tokens = _queue(engine, lease=60)
+    _, info = await tokens.create(name="t", credits=30)
+    [job_id] = await _enqueue(queue, info.id)
+    assert (await queue.claim("dead")) is not None
+    later = utcnow() + timedelta(seconds=61)
+    assert await queue.recover_expired(now=later) == (1, 0)
+    job = await queue.claim("alive", now=later)
+    assert job is not None and job.id == job_id and job.attempts == 2
+    assert not await queue.complete(job_id, "dead", {"stale": True})
+    assert await queue.complete(job_id, "alive", {"fresh": True})
+    assert (await queue.get(job_id)).result == {"fresh": True}  # type: ignore[union-attr]
+
+
+async def test_out_of_attempts_fails_with_refund(engine: AsyncEngine) -> None:
+    queue, tokens = _queue(engine, lease=1)
+    _, info = await tokens.create(name="t", credits=10)
+    [job_id] = await _enqueue(queue, info.id)
+    moment = utcnow()
+    for _ in range(3):
+        moment += timedelta(seconds=5)
+        assert (await queue.claim("w", now=moment)) is not None
+        moment += timedelta(seconds=5)
+        await queue.recover_expired(now=moment)
+    row = await queue.get(job_id)
+    assert row is not None and row.state == JobState.FAILED and row.error_code == "lost"
+    assert (await tokens.find("t")).credits == 10  # type: ignore[union-attr]
+
+
+async def test_delayed_job_waits_for_its_time(engine: AsyncEngine) -> None:
+    queue, _ = _queue(engine)
+    [job_id] = await _enqueue(queue, None)
+    assert (await queue.claim("w")) is not None
+    assert await queue.retry_later(job_id, "w", error="blocked", code="blocked", delay=timedelta(seconds=30))
+    assert (await queue.claim("w")) is None
+    job = await queue.claim("w", now=utcnow() + timedelta(seconds=31))
+    assert job is not None and job.state == JobState.ACTIVE
+
+
+async def test_results_expire(engine: AsyncEngine) -> None:
+    queue, _ = _queue(engine)
+    [job_id] = await _enqueue(queue, None)
+    await queue.claim("w")
+    await queue.complete(job_id, "w", {"video_id": "1"})
+    assert await queue.expire_results(now=utcnow() + timedelta(hours=2)) == 1
+    row = await queue.get(job_id)
+    assert row is not None and row.result is None and row.result_expired
