@@ -1,0 +1,127 @@
+"""Browser settings from ``playwright.config`` (TOML), overridden by ``SHORTVID_*`` variables.
+
+The pool and the tests read the same file, so a test runs the browser exactly
+as production does.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from scraper.hosts import resolver_rules
+
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "playwright.config"
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSettings:
+    """What the pool needs to launch Chromium and make sessions."""
+
+    executable_path: str | None = None
+    headless: bool = True
+    args: tuple[str, ...] = ()
+    locale: str = "zh-CN"
+    timezone_id: str = "Asia/Shanghai"
+    viewport_width: int = 1366
+    viewport_height: int = 768
+    user_agent: str = ""
+    mobile_user_agent: str = ""
+    pool_size: int = 2
+    navigation_timeout: float = 20.0
+    data_timeout: float = 15.0
+    lease_timeout: float = 60.0
+    session_max_uses: int = 200
+    session_max_age: float = 1800.0
+    blocked_resource_types: frozenset[str] = field(
+        default_factory=lambda: frozenset({"image", "media", "font"})
+    )
+    host_map: str | None = None
+    trust_spki: str | None = None
+
+    def launch_args(self) -> list[str]:
+        """Chromium flags: the configured ones plus the host allowlist (and fixture mapping)."""
+        extra = [f"--host-resolver-rules={resolver_rules(self.host_map)}"]
+        if self.trust_spki:
+            extra.append(f"--ignore-certificate-errors-spki-list={self.trust_spki}")
+        return [*self.args, *extra]
+
+    def with_fixture(self, host_map: str, trust_spki: str) -> BrowserSettings:
+        """Point every platform host at the offline fixture site."""
+        return replace(self, host_map=host_map, trust_spki=trust_spki)
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def find_executable(configured: str | None) -> str | None:
+    """The configured browser, else Playwright's own (None lets Playwright find it), else Debian's."""
+    if configured:
+        return configured
+    cache = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH", Path.home() / ".cache" / "ms-playwright"))
+    if any(cache.glob("chromium-*/chrome-linux*/chrome")):
+        return None
+    return str(DEBIAN_CHROMIUM) if DEBIAN_CHROMIUM.exists() else None
+
+
+def load_browser_settings(
+    path: Path | None = None, env: Mapping[str, str] | None = None
+) -> BrowserSettings:
+    """Read the TOML file (default: the repository's ``playwright.config``), then the environment."""
+    env = os.environ if env is None else env
+    path = Path(env.get("SHORTVID_PLAYWRIGHT_CONFIG", str(path or REPO_CONFIG)))
+    raw: dict[str, Any] = tomllib.loads(path.read_text()) if path.exists() else {}
+    browser, context, pool = raw.get("browser", {}), raw.get("context", {}), raw.get("pool", {})
+    values: dict[str, Any] = {
+        "executable_path": browser.get("executable_path") or None,
+        "headless": bool(browser.get("headless", True)),
+        "args": tuple(browser.get("args", ())),
+        "locale": context.get("locale", "zh-CN"),
+        "timezone_id": context.get("timezone_id", "Asia/Shanghai"),
+        "viewport_width": int(context.get("viewport_width", 1366)),
+        "viewport_height": int(context.get("viewport_height", 768)),
+        "user_agent": context.get("user_agent", ""),
+        "mobile_user_agent": context.get("mobile_user_agent", ""),
+        "pool_size": int(pool.get("size", 2)),
+        "navigation_timeout": float(pool.get("navigation_timeout", 20)),
+        "data_timeout": float(pool.get("data_timeout", 15)),
+        "lease_timeout": float(pool.get("lease_timeout", 60)),
+        "session_max_uses": int(pool.get("session_max_uses", 200)),
+        "session_max_age": float(pool.get("session_max_age", 1800)),
+        "blocked_resource_types": frozenset(pool.get("blocked_resource_types", ("image", "media", "font"))),
+    }
+    converters: dict[str, Any] = {
+        "executable_path": str,
+        "headless": _bool,
+        "args": lambda v: tuple(shlex.split(v)),
+        "locale": str,
+        "timezone_id": str,
+        "viewport_width": int,
+        "viewport_height": int,
+        "user_agent": str,
+        "mobile_user_agent": str,
+        "pool_size": int,
+        "navigation_timeout": float,
+        "data_timeout": float,
+        "lease_timeout": float,
+        "session_max_uses": int,
+        "session_max_age": float,
+        "blocked_resource_types": lambda v: frozenset(t for t in v.replace(",", " ").split() if t),
+        "host_map": str,
+        "trust_spki": str,
+    }
+    for key, convert in converters.items():
+        raw_value = env.get("SHORTVID_" + key.upper())
+        if raw_value is not None and raw_value != "":
+            values[key] = convert(raw_value)
+    if values["pool_size"] < 1:
+        raise ValueError("pool size must be at least 1")
+    values["executable_path"] = find_executable(values["executable_path"])
+    return BrowserSettings(**values)

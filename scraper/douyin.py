@@ -1,0 +1,64 @@
+"""Douyin's differences: the web page fetches the item by a signed XHR; the share page SSRs it.
+
+Route 1 loads ``www.douyin.com/video/ID`` (or ``/note/ID``): the browser passes
+the acrawler challenge, the page's own JavaScript signs
+``/aweme/v1/web/aweme/detail/`` and we read that response. Route 2, used when
+route 1 is blocked, loads the iesdouyin share page with a mobile user agent
+and reads ``window._ROUTER_DATA``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scraper import normalize, page_data
+from scraper.errors import LayoutChanged
+from scraper.loader import Capture, LoadSpec
+from scraper.routes import ItemRoute
+from scraper.urls import ParsedUrl
+
+DETAIL_XHR_PATH = "/aweme/v1/web/aweme/detail/"
+ROUTER_DATA_READY = (
+    "() => { const d = window._ROUTER_DATA && window._ROUTER_DATA.loaderData;"
+    " return !!d && Object.values(d).some(v => v && v.videoInfoRes); }"
+)
+
+
+def web_page_url(parsed: ParsedUrl) -> str:
+    return parsed.canonical_url
+
+
+def share_page_url(parsed: ParsedUrl) -> str:
+    section = "note" if parsed.kind == "photo" else "video"
+    return f"https://www.iesdouyin.com/share/{section}/{parsed.id}/"
+
+
+def read_detail_xhr(capture: Capture) -> dict[str, Any]:
+    if not isinstance(capture.xhr, dict):
+        raise LayoutChanged(f"detail XHR on {capture.url} was not a JSON object", url=capture.url)
+    return normalize.douyin_detail_aweme(capture.xhr, url=capture.url)
+
+
+def read_share_page(capture: Capture) -> dict[str, Any]:
+    data = page_data.douyin_router_data(capture.html)
+    if data is None:
+        raise LayoutChanged(f"no _ROUTER_DATA on {capture.url} (title {capture.title!r})", url=capture.url)
+    return normalize.douyin_share_aweme(data, url=capture.url)
+
+
+ITEM_ROUTES: tuple[ItemRoute, ...] = (
+    ItemRoute(
+        name="douyin.web_detail",
+        page_url=web_page_url,
+        spec=LoadSpec(xhr_path=DETAIL_XHR_PATH),
+        read=read_detail_xhr,
+        normalize=normalize.douyin_aweme,
+    ),
+    ItemRoute(
+        name="douyin.share_page",
+        page_url=share_page_url,
+        spec=LoadSpec(ready_js=ROUTER_DATA_READY, mobile=True),
+        read=read_share_page,
+        normalize=normalize.douyin_aweme,
+    ),
+)

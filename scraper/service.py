@@ -1,0 +1,69 @@
+"""Scraping operations as the worker and the CLI call them: URL in, normalized result out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from models.video import Video
+from scraper import douyin, tiktok
+from scraper.errors import Blocked, LayoutChanged, NotFound, ScraperError, ScrapeTimeout, WrongKind
+from scraper.hosts import Platform
+from scraper.loader import LoadSpec, load
+from scraper.pool import BrowserPool
+from scraper.routes import ItemRoute
+from scraper.session import Session
+from scraper.urls import ParsedUrl, classify
+
+log = logging.getLogger(__name__)
+
+ITEM_ROUTES: dict[Platform, tuple[ItemRoute, ...]] = {
+    "douyin": douyin.ITEM_ROUTES,
+    "tiktok": tiktok.ITEM_ROUTES,
+}
+#: Errors after which the next route may still succeed (the item itself is fine).
+_FALL_THROUGH = (Blocked, ScrapeTimeout, LayoutChanged)
+
+
+async def resolve_short(session: Session, parsed: ParsedUrl) -> ParsedUrl:
+    """Follow a short link in the browser session and classify where it lands."""
+    capture = await load(session, parsed.canonical_url, LoadSpec())
+    try:
+        target = classify(capture.url)
+    except ScraperError as exc:
+        raise NotFound(
+            f"the short link {parsed.canonical_url} does not lead to a video or profile"
+            f" (it went to {capture.url})",
+            url=parsed.canonical_url,
+        ) from exc
+    if target.kind == "short":
+        raise NotFound(f"the short link {parsed.canonical_url} redirects in a loop", url=parsed.canonical_url)
+    return target
+
+
+async def fetch_item(session: Session, parsed: ParsedUrl) -> Video:
+    """Run the platform's routes in order until one yields the item."""
+    last: ScraperError | None = None
+    for route in ITEM_ROUTES[parsed.platform]:
+        try:
+            capture = await load(session, route.page_url(parsed), route.spec)
+            return route.normalize(route.read(capture))
+        except _FALL_THROUGH as exc:
+            log.info("route %s failed: %s", route.name, exc, extra={"route": route.name, "code": exc.code})
+            last = exc
+    assert last is not None
+    raise last
+
+
+async def parse_video(pool: BrowserPool, parsed: ParsedUrl) -> dict[str, Any]:
+    """A video or photo post's normalized result (short links are followed first)."""
+    async with pool.session() as session:
+        if parsed.kind == "short":
+            parsed = await resolve_short(session, parsed)
+        if parsed.kind not in ("video", "photo"):
+            raise WrongKind(
+                f"{parsed.canonical_url} is a profile, not a video; use the channel routes",
+                url=parsed.canonical_url,
+            )
+        video = await fetch_item(session, parsed)
+    return video.to_result()

@@ -1,0 +1,126 @@
+"""The aiohttp app factory. ``cleanup_ctx`` opens database, fixture site, pool, workers and
+scheduler in order and closes them in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+
+from aiohttp import web
+
+from models.db import create_schema, make_engine, session_factory
+from scraper.config import BrowserSettings, load_browser_settings
+from scraper.pool import BrowserPool
+from server.auth import RATE_LIMITER, RateLimiter
+from server.keys import ENGINE, POOL, QUEUE, SETTINGS, TOKENS, WAKEUP
+from server.middleware import json_errors
+from server.queue import JobQueue
+from server.routes import health, jobs
+from server.scheduler import build_scheduler
+from server.settings import Settings
+from server.tokens import TokenInfo, TokenStore
+from server.worker import Worker
+
+log = logging.getLogger(__name__)
+
+FirstTokenCallback = Callable[[str, TokenInfo], None]
+BROWSER = web.AppKey("browser_settings", BrowserSettings)
+
+
+def _log_first_token(token: str, info: TokenInfo) -> None:
+    log.warning("no API tokens existed; created admin token %r (shown once): %s", info.name, token)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    browser: BrowserSettings | None = None,
+    on_first_token: FirstTokenCallback = _log_first_token,
+) -> web.Application:
+    """Build the app; nothing is opened until the app starts (``cleanup_ctx``)."""
+    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[BROWSER] = browser or load_browser_settings()
+    app[WAKEUP] = asyncio.Event()
+    app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
+    health.add_routes(app)
+    jobs.add_routes(app)
+    app.cleanup_ctx.append(_database(on_first_token))
+    if settings.role != "api":
+        if settings.offline:
+            app.cleanup_ctx.append(_fixture_site)
+        app.cleanup_ctx.append(_browser_pool)
+        app.cleanup_ctx.append(_workers)
+    app.cleanup_ctx.append(_scheduler)
+    return app
+
+
+def _database(on_first_token: FirstTokenCallback) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.resolved_database_url)
+        await create_schema(engine)
+        sessions = session_factory(engine)
+        app[ENGINE] = engine
+        app[TOKENS] = TokenStore(sessions)
+        app[QUEUE] = JobQueue(sessions, lease=settings.lease, result_ttl=settings.result_ttl)
+        if await app[TOKENS].count() == 0:
+            token, info = await app[TOKENS].create(name="admin", unlimited=True, admin=True)
+            on_first_token(token, info)
+        yield
+        await engine.dispose()
+
+    return ctx
+
+
+async def _fixture_site(app: web.Application) -> AsyncIterator[None]:
+    """Offline mode: serve the replica site and point the browser at it."""
+    from fixtures.site import FixtureSite
+
+    site = FixtureSite(state_dir=app[SETTINGS].data_dir / "fixture-site")
+    await site.start()
+    app[BROWSER] = app[BROWSER].with_fixture(site.address, site.spki_sha256)
+    log.info("offline fixture site on %s", site.address)
+    yield
+    await site.close()
+
+
+async def _browser_pool(app: web.Application) -> AsyncIterator[None]:
+    browser = app[BROWSER]
+    if app[SETTINGS].workers > browser.pool_size:
+        browser = replace(browser, pool_size=app[SETTINGS].workers)
+    pool = BrowserPool(browser)
+    await pool.start()
+    app[POOL] = pool
+    yield
+    await pool.close()
+
+
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    workers = [
+        Worker(queue=app[QUEUE], pool=app[POOL], settings=settings, wakeup=app[WAKEUP])
+        for _ in range(settings.workers)
+    ]
+    tasks = [asyncio.create_task(w.run(), name=f"worker:{w.name}") for w in workers]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    scheduler = build_scheduler(app[SETTINGS], app[QUEUE], app.get(POOL))
+    scheduler.start()
+    # Jobs orphaned by a previous crash are taken up at once, not at the first interval.
+    requeued, failed = await app[QUEUE].recover_expired()
+    if requeued or failed:
+        log.info("start-up recovery: requeued %d, failed %d", requeued, failed)
+    yield
+    scheduler.shutdown(wait=False)

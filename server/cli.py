@@ -1,0 +1,287 @@
+"""The ``shortvid`` command: serve, manage tokens, and one-shot tools for people."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from scraper.config import BrowserSettings, load_browser_settings
+from scraper.errors import ScraperError
+from server.settings import Settings, settings_from_env
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"shortvid: {message}", file=sys.stderr)
+    return code
+
+
+# ---- serve -----------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from server.app import create_app
+
+    settings = settings_from_env().with_overrides(
+        host=args.host,
+        port=args.port,
+        role=args.role,
+        workers=args.workers,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        database_url=args.database_url,
+        offline=True if args.offline else None,
+    )
+
+    def first_token(token: str, info: Any) -> None:
+        print(f"No API tokens existed, so one admin token with unlimited credits was created.\n"
+              f"It is shown only this once; keep it:\n{token}", flush=True)
+
+    app = create_app(settings, on_first_token=first_token)
+    mode = " (offline: fixture site)" if settings.offline else ""
+    print(f"shortvid {settings.role} on http://{settings.host}:{settings.port}{mode}, "
+          f"data in {settings.data_dir.resolve()}", flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+# ---- tokens ----------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _token_store(settings: Settings) -> AsyncIterator[Any]:
+    from models.db import create_schema, make_engine, session_factory
+    from server.tokens import TokenStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        await create_schema(engine)
+        yield TokenStore(session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+async def _token_command(args: argparse.Namespace) -> int:
+    settings = settings_from_env().with_overrides(
+        data_dir=Path(args.data_dir) if args.data_dir else None, database_url=args.database_url
+    )
+    async with _token_store(settings) as store:
+        if args.token_cmd == "create":
+            if not args.unlimited and args.credits is None:
+                return _fail("token create needs --credits N or --unlimited")
+            token, info = await store.create(
+                name=args.name, credits=args.credits or 0, unlimited=args.unlimited, admin=args.admin
+            )
+            print(f"created token {info.id} ({info.name}); it is shown only now:", file=sys.stderr)
+            print(token)
+            return 0
+        if args.token_cmd == "list":
+            _print_json([t.to_json() for t in await store.list()])
+            return 0
+        info = await store.find(args.ref)
+        if info is None:
+            return _fail(f"no token with id, name or prefix {args.ref!r} (see `shortvid token list`)")
+        if args.token_cmd == "topup":
+            info = await store.topup(info.id, args.amount)
+        elif args.token_cmd in ("ban", "unban"):
+            info = await store.set_banned(info.id, args.token_cmd == "ban")
+        _print_json(info.to_json())
+        return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_token_command(args))
+    except (ValueError, LookupError) as exc:
+        return _fail(str(exc))
+
+
+# ---- one-shot tools ---------------------------------------------------------------------------------
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    from scraper.urls import classify
+
+    try:
+        _print_json(classify(args.url).to_json())
+    except ScraperError as exc:
+        return _fail(exc.message)
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from scraper.extract import extract_file
+
+    path = Path(args.file)
+    if not path.is_file():
+        return _fail(f"{path} is not a file")
+    try:
+        _print_json(extract_file(path))
+    except ScraperError as exc:
+        return _fail(f"{type(exc).__name__}: {exc.message}", 1)
+    return 0
+
+
+@asynccontextmanager
+async def _browser(offline: bool) -> AsyncIterator[Any]:
+    """A pool for one-shot commands; with ``offline`` against a fixture site of its own."""
+    from scraper.pool import BrowserPool
+
+    settings: BrowserSettings = load_browser_settings()
+    site = None
+    if offline:
+        from fixtures.site import FixtureSite
+
+        site = FixtureSite()
+        await site.start()
+        settings = settings.with_fixture(site.address, site.spki_sha256)
+    pool = BrowserPool(settings)
+    try:
+        await pool.start()
+        yield pool
+    finally:
+        await pool.close()
+        if site is not None:
+            await site.close()
+
+
+async def _parse(args: argparse.Namespace) -> int:
+    from scraper.service import parse_video
+    from scraper.urls import classify
+
+    try:
+        parsed = classify(args.url)
+    except ScraperError as exc:
+        return _fail(exc.message)
+    async with _browser(args.offline) as pool:
+        try:
+            result = await parse_video(pool, parsed)
+        except ScraperError as exc:
+            return _fail(f"{type(exc).__name__}: {exc.message}", 1)
+    _print_json(result)
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    return asyncio.run(_parse(args))
+
+
+# ---- fixtures ---------------------------------------------------------------------------------------
+
+
+def cmd_fixtures(args: argparse.Namespace) -> int:
+    from fixtures.dataset import build_dataset
+
+    now = datetime.fromisoformat(args.now) if getattr(args, "now", None) else None
+    if args.fixtures_cmd == "show":
+        _print_json(build_dataset(now=now).to_json())
+        return 0
+    return asyncio.run(_serve_fixtures(args, now))
+
+
+async def _serve_fixtures(args: argparse.Namespace, now: datetime | None) -> int:
+    from fixtures.dataset import build_dataset
+    from fixtures.site import FixtureSite
+
+    site = FixtureSite(
+        dataset=build_dataset(now=now), port=args.port, state_dir=Path(args.state_dir) if args.state_dir else None
+    )
+    await site.start()
+    print(f"fixture site on {site.address}\n"
+          f"SHORTVID_HOST_MAP={site.address}\nSHORTVID_TRUST_SPKI={site.spki_sha256}\n"
+          f"CA file: {site.ca_pem_path}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await site.close()
+    return 0
+
+
+# ---- parser -----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shortvid", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API with workers and scheduler")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--role", choices=["all", "api", "worker"], help="all (default), api only, worker only")
+    serve.add_argument("--workers", type=int, help="concurrent jobs in this process (default 2)")
+    serve.add_argument("--data-dir", help="database and files (default $SHORTVID_DATA_DIR or ./data)")
+    serve.add_argument("--database-url", help="e.g. postgresql://user@host/db (default: SQLite in the data dir)")
+    serve.add_argument("--offline", action="store_true", help="scrape the built-in fixture site, not the real one")
+    serve.set_defaults(func=cmd_serve)
+
+    token = sub.add_parser("token", help="manage API tokens")
+    token.add_argument("--data-dir")
+    token.add_argument("--database-url")
+    tsub = token.add_subparsers(dest="token_cmd", required=True)
+    create = tsub.add_parser("create", help="create a token; prints it alone on the last line")
+    create.add_argument("--name", required=True)
+    create.add_argument("--credits", type=int)
+    create.add_argument("--unlimited", action="store_true")
+    create.add_argument("--admin", action="store_true")
+    tsub.add_parser("list", help="list tokens (never shows the tokens themselves)")
+    topup = tsub.add_parser("topup", help="add credits")
+    topup.add_argument("ref", help="token id, name or prefix")
+    topup.add_argument("amount", type=int)
+    for name in ("ban", "unban"):
+        tsub.add_parser(name).add_argument("ref", help="token id, name or prefix")
+    token.set_defaults(func=cmd_token)
+
+    parse = sub.add_parser("parse", help="parse one video URL now, without the server")
+    parse.add_argument("url")
+    parse.add_argument("--offline", action="store_true")
+    parse.set_defaults(func=cmd_parse)
+
+    resolve = sub.add_parser("resolve", help="classify a URL without network access")
+    resolve.add_argument("url")
+    resolve.set_defaults(func=cmd_resolve)
+
+    extract = sub.add_parser("extract", help="normalized result from a saved page or API response")
+    extract.add_argument("file")
+    extract.set_defaults(func=cmd_extract)
+
+    fixtures = sub.add_parser("fixtures", help="the offline replica site")
+    fsub = fixtures.add_subparsers(dest="fixtures_cmd", required=True)
+    show = fsub.add_parser("show", help="print the dataset as JSON")
+    show.add_argument("--now", help="ISO timestamp the dataset is built around (default: now)")
+    fserve = fsub.add_parser("serve", help="serve the fixture site")
+    fserve.add_argument("--port", type=int, default=8443)
+    fserve.add_argument("--state-dir")
+    fserve.add_argument("--now")
+    fixtures.set_defaults(func=cmd_fixtures)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""GET /api/health: the vendor's shape, plus a census of the queue and the browser pool."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from models.types import utcnow
+from models.video import iso_utc_ms
+from server.keys import POOL, QUEUE
+
+
+async def health(request: web.Request) -> web.Response:
+    body: dict[str, object] = {"success": True, "status": "ok", "timestamp": iso_utc_ms(utcnow())}
+    counts = await request.app[QUEUE].counts()
+    body["queue"] = {"depth": counts.depth, "by_state": counts.by_state}
+    if POOL in request.app:
+        body["pool"] = request.app[POOL].census()
+    return web.json_response(body)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/health", health)

@@ -1,0 +1,114 @@
+"""The vendor's job routes: submit (auth, charge, enqueue) and poll."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from models.tables import Job, JobState
+from scraper.errors import ScraperError
+from scraper.hosts import Platform
+from scraper.urls import Kind, classify, require
+from server.auth import BANNED, authenticate, insufficient_credits
+from server.body import json_object, required_url
+from server.error_map import ApiError, http_error_for
+from server.keys import QUEUE, SETTINGS, TOKENS, WAKEUP
+from server.queue import InsufficientCredits, TokenBanned, TokenGone
+
+RESULT_MESSAGE = "Job queued. Poll GET /api/job/:jobId for result."
+DOWNLOAD_MESSAGE = "Job queued. Poll GET /api/job/:jobId for download URL."
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True, slots=True)
+class JobRoute:
+    """A submit route: which job it makes, for which platform, from which URL kinds."""
+
+    path: str
+    job_type: str
+    platform: Platform
+    family: str
+    kinds: frozenset[Kind]
+    message: str
+
+
+VIDEO_KINDS: frozenset[Kind] = frozenset({"video", "photo", "short"})
+
+JOB_ROUTES: tuple[JobRoute, ...] = (
+    JobRoute("/api/video/parse", "video.parse", "douyin", "video", VIDEO_KINDS, RESULT_MESSAGE),
+    JobRoute("/api/tiktok/video/parse", "tiktok.video.parse", "tiktok", "video", VIDEO_KINDS, RESULT_MESSAGE),
+)
+
+
+def submit_handler(route: JobRoute) -> Any:
+    """A handler for ``route``: validate before charging, then charge and enqueue in one transaction."""
+
+    async def handler(request: web.Request) -> web.Response:
+        token = await authenticate(request)
+        body = await json_object(request)
+        url = required_url(body)
+        try:
+            parsed = require(classify(url), platform=route.platform, kinds=set(route.kinds))
+        except ScraperError as exc:
+            raise http_error_for(exc) from exc
+        settings = request.app[SETTINGS]
+        cost = settings.costs.get(route.job_type, 0)
+        try:
+            job = await request.app[QUEUE].enqueue(
+                token_id=token.id,
+                job_type=route.job_type,
+                platform=route.platform,
+                url=url.strip(),
+                payload={"canonical_url": parsed.canonical_url, "kind": parsed.kind},
+                cost=cost,
+                max_attempts=settings.max_attempts,
+            )
+        except InsufficientCredits as exc:
+            raise ApiError(402, insufficient_credits(exc.need, exc.have)) from exc
+        except TokenBanned as exc:
+            raise ApiError(403, BANNED) from exc
+        except TokenGone as exc:
+            raise ApiError(401, "Unauthorized: this token no longer exists.") from exc
+        request.app[WAKEUP].set()
+        asyncio.get_running_loop().create_task(request.app[TOKENS].touch(token.id))
+        return web.json_response({"success": True, "data": {"jobId": job.id, "message": route.message}})
+
+    return handler
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """The vendor's job shape for each state."""
+    view: dict[str, Any] = {"id": job.id, "state": job.state}
+    if job.state == JobState.COMPLETED:
+        view["result"] = job.result
+    elif job.state == JobState.FAILED:
+        view["error"] = job.error
+    else:
+        view["data"] = {"type": job.type, "url": job.url}
+        if job.state == JobState.DELAYED and job.error:
+            view["last_error"] = job.error
+            view["attempts"] = job.attempts
+    return view
+
+
+async def get_job(request: web.Request) -> web.Response:
+    job_id = request.match_info["job_id"].lower()
+    job = await request.app[QUEUE].get(job_id) if _UUID.match(job_id) else None
+    if job is None:
+        raise ApiError(404, "Job not found")
+    if job.result_expired:
+        hours = request.app[SETTINGS].result_ttl.total_seconds() / 3600
+        raise ApiError(
+            404, f"Job result expired: results are kept for {hours:g} hours after the job finishes. Submit it again."
+        )
+    return web.json_response({"success": True, "data": job_view(job)})
+
+
+def add_routes(app: web.Application) -> None:
+    for route in JOB_ROUTES:
+        app.router.add_post(route.path, submit_handler(route))
+    app.router.add_get("/api/job/{job_id}", get_job)

@@ -1,0 +1,48 @@
+"""APScheduler duties. Each is idempotent SQL or pool upkeep, so every node may run them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from scraper.pool import BrowserPool
+from server.queue import JobQueue
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _logged(name: str, duty: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            outcome = await duty()
+            if outcome:
+                log.info("%s: %s", name, outcome)
+        except Exception:
+            log.exception("scheduled duty %s failed", name)
+
+    return run
+
+
+def build_scheduler(settings: Settings, queue: JobQueue, pool: BrowserPool | None) -> AsyncIOScheduler:
+    """The scheduler with our duties; start it inside the running loop."""
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
+
+    async def recover() -> object:
+        requeued, failed = await queue.recover_expired()
+        return {"requeued": requeued, "failed": failed} if requeued or failed else None
+
+    scheduler.add_job(
+        _logged("recover_expired_leases", recover), "interval",
+        seconds=settings.recover_every.total_seconds(), id="recover", **options,
+    )
+    scheduler.add_job(
+        _logged("expire_results", queue.expire_results), "interval",
+        seconds=settings.expire_every.total_seconds(), id="expire", **options,
+    )
+    if pool is not None:
+        scheduler.add_job(_logged("pool_maintain", pool.maintain), "interval", seconds=30, id="pool", **options)
+    return scheduler

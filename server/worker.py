@@ -1,0 +1,133 @@
+"""The worker loop: claim, run with a heartbeat, then complete, retry later, or fail with a refund."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+from models.tables import Job
+from scraper.errors import ScraperError
+from scraper.pool import BrowserPool
+from server.error_map import job_error
+from server.handlers import HANDLERS, JobHandler
+from server.queue import JobQueue
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def worker_id(prefix: str = "") -> str:
+    """Unique across machines and restarts: host, pid, random suffix."""
+    base = prefix or socket.gethostname()
+    return f"{base}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def backoff(settings: Settings, attempt: int) -> timedelta:
+    """Exponential backoff for retryable failures, capped."""
+    delay = settings.retry_base * (2 ** max(attempt - 1, 0))
+    return min(delay, settings.retry_cap)
+
+
+class Worker:
+    """One claim-and-run loop; a process runs several against one pool."""
+
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        pool: BrowserPool,
+        settings: Settings,
+        wakeup: asyncio.Event,
+        handlers: dict[str, JobHandler] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self.pool = pool
+        self.settings = settings
+        self.wakeup = wakeup
+        self.handlers = handlers or HANDLERS
+        self.name = name or worker_id(settings.worker_name)
+        self.processed = 0
+
+    async def run(self) -> None:
+        """Loop until cancelled. Database hiccups are logged and retried, never fatal."""
+        while True:
+            try:
+                job = await self.queue.claim(self.name)
+            except Exception:
+                log.exception("claim failed; retrying shortly")
+                await asyncio.sleep(self.settings.poll_interval.total_seconds())
+                continue
+            if job is None:
+                await self._idle()
+                continue
+            await self.process(job)
+
+    async def _idle(self) -> None:
+        self.wakeup.clear()
+        try:
+            await asyncio.wait_for(self.wakeup.wait(), timeout=self.settings.poll_interval.total_seconds())
+        except TimeoutError:
+            pass
+
+    async def process(self, job: Job) -> None:
+        """Run one claimed job to an outcome the queue records (fenced by our worker id)."""
+        handler = self.handlers.get(job.type)
+        log.info("job started", extra={"job": job.id, "type": job.type, "attempt": job.attempts})
+        if handler is None:
+            await self.queue.fail(job.id, self.name, error=f"Unknown job type {job.type!r}", code="internal")
+            return
+        work = asyncio.ensure_future(self._run_handler(handler, job))
+        beat = asyncio.ensure_future(self._heartbeat(job, work))
+        try:
+            result = await work
+        except asyncio.CancelledError:
+            if beat.done() and beat.result() is False:
+                log.warning("lease lost; abandoning job", extra={"job": job.id})
+                return
+            raise
+        except Exception as exc:
+            await self._on_error(job, exc)
+            return
+        finally:
+            beat.cancel()
+        if await self.queue.complete(job.id, self.name, result):
+            self.processed += 1
+            log.info("job completed", extra={"job": job.id})
+        else:
+            log.warning("job completed after its lease was lost; result dropped", extra={"job": job.id})
+
+    async def _run_handler(self, handler: JobHandler, job: Job) -> dict[str, object]:
+        async with asyncio.timeout(self.settings.job_timeout.total_seconds()):
+            return await handler(self.pool, job)
+
+    async def _heartbeat(self, job: Job, work: asyncio.Future[object]) -> bool:
+        """Renew the lease; if it was lost, cancel the work (another worker owns the job now)."""
+        while True:
+            await asyncio.sleep(self.settings.heartbeat.total_seconds())
+            try:
+                if not await self.queue.heartbeat(job.id, self.name):
+                    work.cancel()
+                    return False
+            except Exception:
+                log.exception("heartbeat failed", extra={"job": job.id})
+
+    async def _on_error(self, job: Job, exc: Exception) -> None:
+        message, code = job_error(exc)
+        retryable = isinstance(exc, TimeoutError) or (isinstance(exc, ScraperError) and exc.retryable)
+        if not isinstance(exc, ScraperError):
+            log.exception("job raised an unexpected error", extra={"job": job.id}, exc_info=exc)
+            retryable = True
+        if retryable and job.attempts < job.max_attempts:
+            delay = backoff(self.settings, job.attempts)
+            await self.queue.retry_later(job.id, self.name, error=message, code=code, delay=delay)
+            log.info("job will retry", extra={"job": job.id, "code": code, "delay": delay.total_seconds()})
+            return
+        if retryable:
+            message = f"{message} (gave up after {job.attempts} attempts)"
+        await self.queue.fail(job.id, self.name, error=message, code=code)
+        log.info("job failed", extra={"job": job.id, "code": code})
