@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from scraper import errors
 
 #: Job error prefixes by error type, most specific first.
@@ -33,13 +31,14 @@ def job_error(exc: BaseException) -> tuple[str, str]:
     return "Internal error while processing the job", "internal"
 
 
-class ApiError(web.HTTPException):
+class ApiError(Exception):
     """An error answered in the vendor's envelope ``{"success": false, "error": ...}``."""
 
     def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
         self.status_code = status
-        super().__init__(headers=headers, reason=None)
         self.message = message
+        self.headers = headers or {}
 
 
 def bad_request(message: str) -> ApiError:
