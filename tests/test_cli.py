@@ -1,0 +1,161 @@
+"""The ``shortvid`` command as people and scripts use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CAPTURES = REPO.parent / "shared" / "real-captures"
+
+
+def shortvid(*args: str, data_dir: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ}
+    if data_dir is not None:
+        env["SHORTVID_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args], capture_output=True, text=True, env=env, check=check, cwd=REPO
+    )
+
+
+def test_packages_are_imported_from_this_repository() -> None:
+    import fixtures
+    import models
+    import scraper
+    import server
+
+    for package in (models, scraper, server, fixtures):
+        assert Path(package.__file__).resolve().parent.parent == REPO, package.__file__
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "shortvid"
+    assert script.exists()
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("serve", "token", "parse", "resolve", "extract", "fixtures"):
+        assert command in out
+
+
+def test_resolve_prints_json_without_network() -> None:
+    out = json.loads(shortvid("resolve", "https://www.tiktok.com/@some.one/video/7301234567890123456?_r=1").stdout)
+    assert out == {
+        "platform": "tiktok", "kind": "video", "id": "7301234567890123456", "user": "some.one",
+        "canonical_url": "https://www.tiktok.com/@some.one/video/7301234567890123456",
+    }
+    short = json.loads(shortvid("resolve", "https://v.douyin.com/iRNBho6u/").stdout)
+    assert short["kind"] == "short" and short["id"] is None
+
+
+def test_resolve_rejects_non_platform_urls_with_exit_2() -> None:
+    done = shortvid("resolve", "http://169.254.169.254/latest/meta-data", check=False)
+    assert done.returncode == 2
+    assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_token_lifecycle(tmp_path: Path) -> None:
+    created = shortvid("token", "create", "--name", "alice", "--credits", "50", data_dir=tmp_path)
+    token = created.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"sv_[A-Za-z0-9_-]{40,}", token)
+    listed = shortvid("token", "list", data_dir=tmp_path).stdout
+    assert token not in listed and json.loads(listed)[0]["credits"] == 50
+    assert json.loads(shortvid("token", "topup", "alice", "25", data_dir=tmp_path).stdout)["credits"] == 75
+    assert json.loads(shortvid("token", "ban", "alice", data_dir=tmp_path).stdout)["banned"] is True
+    assert json.loads(shortvid("token", "unban", "alice", data_dir=tmp_path).stdout)["banned"] is False
+    unlimited = shortvid("token", "create", "--name", "ops", "--unlimited", data_dir=tmp_path)
+    assert unlimited.stdout.strip().splitlines()[-1].startswith("sv_")
+    assert shortvid("token", "create", "--name", "x", data_dir=tmp_path, check=False).returncode == 2
+    assert shortvid("token", "ban", "nobody", data_dir=tmp_path, check=False).returncode == 2
+    assert token not in (tmp_path / "shortvid.db").read_bytes().decode("latin-1")
+
+
+@pytest.mark.skipif(not CAPTURES.is_dir(), reason="../shared/real-captures is not beside the repository")
+def test_extract_reads_a_real_capture() -> None:
+    out = json.loads(shortvid("extract", str(CAPTURES / "douyin-web-api-user_post_detail.TikTokDownload-20230804.json")).stdout)
+    assert out["video_id"] == "7071967230287744267" and out["platform"] == "douyin"
+    deleted = shortvid(
+        "extract", str(CAPTURES / "douyin-web-api-user_post_delete.TikTokDownload-20230804.json"), check=False
+    )
+    assert deleted.returncode == 1 and "NotFound" in deleted.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _http(method: str, url: str, body: dict[str, object] | None = None, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.browser
+def test_serve_offline_answers_the_vendor_curl_examples(tmp_path: Path) -> None:
+    """`shortvid serve --offline`: first-start token, health, a Douyin and a TikTok parse to completion."""
+    port = _free_port()
+    env = {**os.environ, "SHORTVID_DATA_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--offline", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        while not any(line.startswith("sv_") for line in lines):
+            line = process.stdout.readline()
+            assert line, "serve exited before printing the first token"
+            lines.append(line.strip())
+        token = next(line for line in lines if line.startswith("sv_"))
+        base = f"http://127.0.0.1:{port}"
+        stop = time.monotonic() + 60
+        while True:
+            try:
+                status, health = _http("GET", base + "/api/health")
+                break
+            except OSError:
+                assert time.monotonic() < stop, "server never answered"
+                time.sleep(0.3)
+        assert status == 200 and health["status"] == "ok"
+        dataset = json.loads(shortvid("fixtures", "show").stdout)
+        urls = {
+            platform: next(
+                item["url"] for account in dataset["accounts"] if account["platform"] == platform
+                and account["state"] == "public" for item in account["items"]
+                if item["state"] == "public" and item["kind"] == "video"
+            )
+            for platform in ("douyin", "tiktok")
+        }
+        jobs = {
+            "douyin": _http("POST", base + "/api/video/parse", {"url": urls["douyin"]}, token)[1]["data"]["jobId"],
+            "tiktok": _http("POST", base + "/api/tiktok/video/parse", {"url": urls["tiktok"]}, token)[1]["data"]["jobId"],
+        }
+        for platform, job_id in jobs.items():
+            stop = time.monotonic() + 90
+            while True:
+                _, body = _http("GET", f"{base}/api/job/{job_id}")
+                if body["data"]["state"] in ("completed", "failed"):
+                    break
+                assert time.monotonic() < stop, body
+                time.sleep(0.3)
+            assert body["data"]["state"] == "completed", body
+            assert body["data"]["result"]["platform"] == platform
+            assert body["data"]["result"]["video_id"] in urls[platform]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
