@@ -1,0 +1,130 @@
+"""The browser pool against a tiny local https server posing as www.tiktok.com.
+
+Proves the SSRF boundary (redirect hops, subresources, IP literals), resource
+blocking, and that the pool relaunches a browser that died.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+import trustme
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from scraper.config import load_browser_settings
+from scraper.errors import InvalidUrl
+from scraper.loader import LoadSpec, load
+from scraper.pool import BrowserPool
+from scraper.session import should_abort
+
+pytestmark = pytest.mark.browser
+
+
+class MiniSite:
+    """Serves a few pages on one port for every host; records what each request asked for."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.port = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append((request.host.split(":")[0], request.path))
+        if request.path == "/to-evil":
+            raise web.HTTPFound("https://evil.example/steal")
+        if request.path == "/to-ip":
+            raise web.HTTPFound(f"https://127.0.0.1:{self.port}/internal")
+        if request.path == "/page":
+            html = (
+                "<html><head><title>ok</title></head><body><img src='https://www.tiktok.com/pic.png'>"
+                "<img src='https://evil.example/pixel.png'><script>"
+                "fetch('https://evil.example/xhr').catch(() => {});"
+                f"fetch('https://127.0.0.1:{self.port}/ip-xhr').catch(() => {{}});"
+                "document.title = 'ready';</script></body></html>"
+            )
+            return web.Response(text=html, content_type="text/html")
+        return web.Response(text="<html><body>other</body></html>", content_type="text/html")
+
+
+@pytest.fixture(scope="module")
+async def mini() -> AsyncIterator[tuple[MiniSite, str]]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("www.tiktok.com", "evil.example", "127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    site = MiniSite()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", site.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    tcp = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await tcp.start()
+    site.port = runner.addresses[0][1]
+    leaf = x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes())
+    spki = leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    yield site, base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+async def pool(mini: tuple[MiniSite, str]) -> AsyncIterator[BrowserPool]:
+    site, spki = mini
+    settings = replace(load_browser_settings().with_fixture(f"127.0.0.1:{site.port}", spki), pool_size=1)
+    async with BrowserPool(settings) as browser_pool:
+        yield browser_pool
+
+
+async def test_subresources_to_other_hosts_never_leave_the_browser(
+    mini: tuple[MiniSite, str], pool: BrowserPool
+) -> None:
+    site, _ = mini
+    site.seen.clear()
+    async with pool.session() as session:
+        capture = await load(
+            session, "https://www.tiktok.com/page", LoadSpec(ready_js="() => document.title === 'ready'")
+        )
+    assert capture.title == "ready"
+    assert ("www.tiktok.com", "/page") in site.seen
+    assert all(host == "www.tiktok.com" for host, _ in site.seen), site.seen
+    assert ("www.tiktok.com", "/pic.png") not in site.seen  # images are blocked resource types
+
+
+@pytest.mark.parametrize("path", ["/to-evil", "/to-ip"])
+async def test_redirect_outside_the_platform_is_refused(
+    mini: tuple[MiniSite, str], pool: BrowserPool, path: str
+) -> None:
+    site, _ = mini
+    site.seen.clear()
+    with pytest.raises(InvalidUrl, match="outside the platform"):
+        async with pool.session() as session:
+            await load(session, "https://www.tiktok.com" + path, LoadSpec())
+    assert [p for _, p in site.seen] == [path]
+
+
+async def test_pool_relaunches_a_dead_browser(pool: BrowserPool) -> None:
+    before = pool.relaunches
+    assert pool._browser is not None
+    await pool._browser.close()
+    assert not pool.browser_alive
+    async with pool.session() as session:
+        capture = await load(session, "https://www.tiktok.com/other", LoadSpec())
+    assert "other" in capture.html
+    assert pool.browser_alive and pool.relaunches == before + 1
+
+
+def test_should_abort_is_a_plain_predicate() -> None:
+    blocked = frozenset({"image"})
+    assert should_abort("https://evil.example/x", "document", blocked)
+    assert should_abort("https://127.0.0.1/x", "xhr", blocked)
+    assert should_abort("file:///etc/passwd", "document", blocked)
+    assert should_abort("https://p16-sign.tiktokcdn.com/a.jpg", "image", blocked)
+    assert not should_abort("https://www.douyin.com/video/1", "document", blocked)
+    assert not should_abort("data:text/plain,hi", "image", frozenset())
