@@ -1,0 +1,388 @@
+"""``extract_file`` on every real capture in /work/shared/real-captures, asserting the real values.
+
+The expected values were read out of the captures by hand (jq/python) and are
+hard-coded, so a parser that drifts from the real data fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from scraper import page_data
+from scraper.errors import LayoutChanged, NotFound, PrivateContent, ScraperError
+from scraper.extract import extract_file, extract_text, main
+
+CAPTURES = Path(__file__).resolve().parents[1].parent / "shared" / "real-captures"
+
+pytestmark = pytest.mark.skipif(not CAPTURES.is_dir(), reason=f"real captures not present at {CAPTURES}")
+
+TIKTOK_PAGE = "tiktok-video-page.Embed-20240610.html"
+TIKTOK_HEADERS = "tiktok-video-page.Embed-20240610.response-headers.json"
+TIKTOK_OEMBED = "tiktok-oembed.Embed-20240610.json"
+DOUYIN_SHARE = "douyin-iesdouyin-share-video-page.verse91-20250812.prettified.html"
+DOUYIN_DETAIL = "douyin-web-api-user_post_detail.TikTokDownload-20230804.json"
+DOUYIN_DELETED = "douyin-web-api-user_post_delete.TikTokDownload-20230804.json"
+DOUYIN_POSTS = "douyin-web-api-user_post_info_video.TikTokDownload-20230804.json"
+DOUYIN_PROFILE = "douyin-web-api-user_profile_info.TikTokDownload-20230804.json"
+DOUYIN_BASE_INFO = "douyin-web-api-user_base_info.TikTokDownload-20230804.json"
+
+COVERED = {
+    TIKTOK_PAGE,
+    TIKTOK_HEADERS,
+    TIKTOK_OEMBED,
+    DOUYIN_SHARE,
+    DOUYIN_DETAIL,
+    DOUYIN_DELETED,
+    DOUYIN_POSTS,
+    DOUYIN_PROFILE,
+    DOUYIN_BASE_INFO,
+}
+
+
+def extract(name: str) -> dict[str, Any]:
+    return extract_file(CAPTURES / name)
+
+
+def test_every_capture_has_a_test() -> None:
+    """A capture added to the directory must get its own assertions here."""
+    data_files = {p.name for p in CAPTURES.iterdir() if p.is_file() and p.name != "README.md"}
+    assert data_files == COVERED
+
+
+@pytest.mark.parametrize("name", sorted(COVERED - {DOUYIN_DELETED}))
+def test_every_capture_extracts_to_json(name: str) -> None:
+    result = extract(name)
+    assert json.loads(json.dumps(result)) == result
+
+
+# --------------------------------------------------------------------------- TikTok
+
+
+def test_tiktok_video_page() -> None:
+    video = extract(TIKTOK_PAGE)
+    assert video["platform"] == "tiktok"
+    assert video["video_id"] == "6806030056956251397"
+    assert video["title"] == "Nuestro #AplausoSanitario más sincero. Para todos. Y recuerda, #QuédateEnCasa"
+    assert video["create_time"] == "2020-03-19T21:12:41.000Z"  # createTime "1584652361" (a string)
+    assert video["duration"] == 29
+    assert (video["width"], video["height"]) == (480, 848)
+    assert video["media_type"] == "video"
+    assert video["images"] is None
+    assert video["is_pinned"] is False
+    assert video["share_url"] == "https://www.tiktok.com/@a3noticias/video/6806030056956251397"
+    assert video["author"] == {
+        "nickname": "Antena 3 Noticias",
+        "uid": "6746247246012892166",
+        "sec_uid": "MS4wLjABAAAAqaTyU-DgNoRgQUMp8tfU27U3an9hLahx1GiqoE2dVBkcQN2S-2jCJHKMDFpDxFTx",
+        "unique_id": "a3noticias",
+        "avatar_url": video["author"]["avatar_url"],
+    }
+    assert "~c5_1080x1080.jpeg" in video["author"]["avatar_url"]  # avatarLarger first
+    # collectCount is the string "157" on the page
+    assert video["statistics"] == {
+        "likes": 12000,
+        "comments": 252,
+        "shares": 205,
+        "plays": 260800,
+        "collects": 157,
+    }
+    assert video["music"] == {
+        "title": "Resistiré",
+        "author": "Duo Dinamico",
+        "url": "https://sf16-ies-music-sg.tiktokcdn.com/obj/tos-alisg-ve-2774/47083aaa5c274ec2904abea9880dfb47",
+        "duration": 30,
+    }
+    assert video["cover_url"].startswith(
+        "https://p77-sign-va.tiktokcdn.com/obj/tos-maliva-p-0068/165175e006354d838501378cfb325b79_1584652367?"
+    )
+
+
+def test_tiktok_video_page_download_url_is_the_unwatermarked_h264() -> None:
+    video = extract(TIKTOK_PAGE)
+    url = video["download_url"]
+    assert url.startswith(
+        "https://v16-webapp-prime.tiktok.com/video/tos/maliva/tos-maliva-ve-0068c800-us/4487d1102a7743e3b19643a14a73e260/?"
+    )
+    assert "lr=unwatermarked" in url and "lr=tiktok_m" not in url
+    assert url.endswith("&signature=084081fab6a4952177dc23937b7cad6a&tk=tt_chain_token")
+    assert video["watermark"] is False
+    assert video["download_url_expires_at"] == "2024-06-10T21:59:59.000Z"  # expire=1718056799
+
+
+def test_tiktok_response_headers_give_the_cookies() -> None:
+    result = extract(TIKTOK_HEADERS)
+    assert result["status"] == 200
+    assert set(result["cookies"]) == {"ttwid", "tt_csrf_token", "tt_chain_token", "msToken", "ak_bmsc"}
+    assert result["cookies"]["tt_chain_token"] == "dV4Ot+x2FaWphIoq1+P2fQ=="
+    assert result["cookies"]["tt_csrf_token"] == "XHV4LExw-mfjYI5aFnSQ3S4WCQjoDEFngTos"
+
+
+def test_tiktok_oembed_is_partial() -> None:
+    result = extract(TIKTOK_OEMBED)
+    assert result["partial"] is True
+    assert result["platform"] == "tiktok"
+    assert result["video_id"] == "6806030056956251397"
+    assert result["title"].startswith("Nuestro #AplausoSanitario")
+    assert result["author"] == {"nickname": "Antena 3 Noticias", "unique_id": "a3noticias"}
+    assert result["cover_url"].endswith("x-signature=weANzY8AXzX93c5j7jm34neMhWY%3D")
+    assert "create_time" not in result and "download_url" not in result
+
+
+# --------------------------------------------------------------------------- Douyin
+
+
+def test_douyin_detail() -> None:
+    video = extract(DOUYIN_DETAIL)
+    assert video["platform"] == "douyin"
+    assert video["video_id"] == "7071967230287744267"
+    assert video["title"] == "其实早就和你表白过了 在看你的每个眼神里"
+    assert video["create_time"] == "2022-03-06T12:44:43.000Z"
+    assert video["duration"] == 10  # 9611 ms
+    assert (video["width"], video["height"]) == (1080, 1920)
+    assert video["author"] == {
+        "nickname": "百里TUFU",
+        "uid": "3689586767443357",
+        "sec_uid": "MS4wLjABAAAAERbHksh_jtLRYjO8hOx9clHF9tJDBsZmhcL0VoPLItYXWg8H0jwYJd3mJOxiIGsU",
+        "unique_id": "bailitufu8",
+        "avatar_url": "https://p3.douyinpic.com/aweme/100x100/aweme-avatar/"
+        "tos-cn-avt-0015_b4a51067e5d3c41d5d7758f14532ace6.webp?from=116350172",
+    }
+    # play_count is always 0 on the Douyin web API: reported as unknown
+    assert video["statistics"] == {
+        "likes": 165539,
+        "comments": 7343,
+        "shares": 23537,
+        "plays": None,
+        "collects": 3799,
+    }
+    assert video["music"] == {
+        "title": "碑海北的浪漫bgm",
+        "author": "碑海北",
+        "url": "https://sf86-cdn-tos.douyinstatic.com/obj/ies-music/7049808808016759589.mp3",
+        "duration": 22,
+    }
+    assert video["share_url"].startswith("https://www.iesdouyin.com/share/video/7071967230287744267/")
+    assert video["cover_url"].startswith(
+        "https://p26-sign.douyinpic.com/tos-cn-p-0015/67d4a42fb52b4b4fbbc1ba2b745e1304~c5_300x400.webp?"
+    )
+    assert video["is_pinned"] is False
+
+
+def test_douyin_detail_download_url_is_the_h264_play_addr() -> None:
+    """bit_rate[] holds only HEVC (bytevc1) gears here, so play_addr_h264 (822668 bps) wins."""
+    video = extract(DOUYIN_DETAIL)
+    assert video["download_url"].startswith(
+        "https://v11-coldf.douyinvod.com/b455c35a2591845b90973bb72b6db4c9/64ba6dea/video/tos/cn/"
+        "tos-cn-ve-15-alinc2/87d10056420d499686ecbd9305594bb9/?"
+    )
+    assert video["watermark"] is False
+    assert video["download_url_expires_at"] == "2023-07-21T11:37:14.000Z"  # 0x64ba6dea in the path
+
+
+def test_douyin_deleted_detail_raises() -> None:
+    """filter_reason "status_self_see" (deleted or owner-only) → the private error, with Douyin's notice."""
+    with pytest.raises(PrivateContent) as caught:
+        extract(DOUYIN_DELETED)
+    assert "status_self_see" in str(caught.value)
+    assert "抱歉，作品不见了" in str(caught.value)
+    assert "因作品权限或已被删除" in str(caught.value)
+    assert not caught.value.retryable
+
+
+def test_douyin_post_list() -> None:
+    page = extract(DOUYIN_POSTS)
+    assert page["count"] == 1
+    assert page["has_more"] is True  # has_more: 1
+    assert page["max_cursor"] == 1689909551000
+    (video,) = page["videos"]
+    assert video["video_id"] == "7253290037918354691"
+    assert video["is_pinned"] is True  # is_top: 1
+    assert video["create_time"] == "2023-07-08T04:00:18.000Z"
+    assert video["duration"] == 64  # 64043 ms
+    assert video["title"].startswith("飞行员跳伞进山寨")
+    assert video["author"]["nickname"] == "燃剪Kevin"
+    assert video["author"]["uid"] == "96719499963"
+    assert video["author"]["sec_uid"] == "MS4wLjABAAAAdBrGekUlNXGPsc8rNnv_jDhN8koyuWDyrU3CrcvzmcQ"
+    assert video["author"]["unique_id"] is None  # unique_id and short_id are null in list items
+    assert video["statistics"] == {
+        "likes": 21705,
+        "comments": 48,
+        "shares": 63,
+        "plays": None,
+        "collects": 330,
+    }
+    assert video["music"]["duration"] == 64
+    # the 1080p h264 gear (normal_1080_0, 2251713 bps) of the ladder
+    assert video["download_url"].startswith(
+        "http://v26-web.douyinvod.com/f09adc21743f08884ebfd18bee2c7757/64ba6b84/"
+    )
+    assert "br=2198" in video["download_url"]
+    assert video["watermark"] is False
+    assert video["download_url_expires_at"] == "2023-07-21T11:27:00.000Z"
+
+
+def test_douyin_profile() -> None:
+    result = extract(DOUYIN_PROFILE)
+    assert result["author"] == {
+        "nickname": "老司机摄影器材",
+        "uid": "101881718376",
+        "sec_uid": "MS4wLjABAAAA85mPkf3FPVNmf_XTn4xpYrqB7kwPf7N7haPEJrRW8CQ",
+        "unique_id": "danfanlaosiji",
+        "avatar_url": "https://p3-pc.douyinpic.com/aweme/1080x1080/aweme-avatar/"
+        "tos-cn-i-0813_d1dc48cd00f54143999a07a9ef5b83d6.jpeg?from=2956013662",
+    }
+    assert result["stats"] == {"followers": 298468, "following": 45, "likes": 2305265, "videos": 509}
+
+
+def test_douyin_user_base_info() -> None:
+    result = extract(DOUYIN_BASE_INFO)
+    assert result["author"]["nickname"] == "蔓越莓烦恼"
+    assert result["author"]["uid"] == "89964046416"
+    assert result["author"]["sec_uid"] == "MS4wLjABAAAADgOltsr_SYTX6VurKA1H3n61xlFvYD1y_FrrY1UhI-o"
+    assert result["author"]["unique_id"] == "777_23"
+    assert result["author"]["avatar_url"].startswith("https://p3.douyinpic.com/aweme/100x100/aweme-avatar/")
+    assert result["stats"] == {"followers": None, "following": None, "likes": None, "videos": None}
+
+
+SHARE_EXPECTED = {
+    "video_id": "7525380501322911011",
+    "title": "泸沽湖小落水银河星空  #跟着中国国家地理镜收山河 #一起去收集中国限量版地貌  #泸沽湖小落水村",
+    "create_time": "2025-07-10T09:19:57.000Z",
+    # the share item has no duration (absent in this capture) and no uid
+    "duration": 0,
+    "width": 3840,
+    "height": 2160,
+    "download_url": "https://aweme.snssdk.com/aweme/v1/play/?video_id=v0200fg10000d1no9qvog65ikp9k6fr0&ratio=1080p&line=0",
+    "watermark": False,
+    "download_url_expires_at": None,
+    "share_url": "https://www.douyin.com/video/7525380501322911011",
+    "statistics": {"likes": 745, "comments": 52, "shares": 76, "plays": None, "collects": 75},
+    "music": {
+        "title": "@骑驴到西藏创作的原声一骑驴到西藏",
+        "author": "骑驴到西藏",
+        "url": None,
+        "duration": 10,
+    },
+    "media_type": "video",
+}
+
+
+def _check_share_video(video: dict[str, Any]) -> None:
+    assert {key: video[key] for key in SHARE_EXPECTED} == SHARE_EXPECTED
+    assert video["author"] == {
+        "nickname": "骑驴到西藏",
+        "uid": None,
+        "sec_uid": "MS4wLjABAAAAf6GH6xV2XnnCggpUKUa6ia1yE1VlXUCrsgty1rO4CXA",
+        "unique_id": "qilv919",
+        "avatar_url": "https://p26.douyinpic.com/aweme/100x100/aweme-avatar/"
+        "mosaic-legacy_2ec110006c5f1ac6f0ea4.jpeg?from=327834062",
+    }
+    assert video["cover_url"].startswith(
+        "https://p26-sign.douyinpic.com/tos-cn-i-dy/a7a0136840ec4580ae7bbbd6a9ab065d~"
+    )
+
+
+def test_douyin_share_page_prettified() -> None:
+    """playwm (720p, watermarked) is rewritten to play at 1080p."""
+    _check_share_video(extract(DOUYIN_SHARE))
+
+
+def test_douyin_share_page_minified_like_the_server_sends_it() -> None:
+    """Re-minify the prettified capture's _ROUTER_DATA onto one line, as the real server sends it."""
+    html = (CAPTURES / DOUYIN_SHARE).read_text(encoding="utf-8")
+    match = re.search(r"window\._ROUTER_DATA = (\{.*\})\s*</script>", html, re.DOTALL)
+    assert match is not None
+    minified = json.dumps(json.loads(match.group(1)), ensure_ascii=False, separators=(",", ":"))
+    minified = minified.replace("/", "\\u002F")
+    page = f'<html><body><script nonce="">window._ROUTER_DATA = {minified}</script></body></html>'
+    _check_share_video(extract_text(page, name="minified.html"))
+
+
+# --------------------------------------------------------------------------- detection and CLI
+
+
+def _real_tiktok_item() -> dict[str, Any]:
+    html = (CAPTURES / TIKTOK_PAGE).read_text(encoding="utf-8")
+    data = page_data.tiktok_universal_data(html)
+    assert data is not None
+    item: dict[str, Any] = data["__DEFAULT_SCOPE__"]["webapp.video-detail"]["itemInfo"]["itemStruct"]
+    return item
+
+
+def test_other_tiktok_forms_of_the_real_item_are_detected() -> None:
+    """The same real itemStruct as /api/item/detail/, item_list, SIGI_STATE page and bare scope JSON."""
+    item = _real_tiktok_item()
+    api = {"itemInfo": {"itemStruct": item}, "statusCode": 0, "status_code": 0}
+    assert extract_text(json.dumps(api))["video_id"] == "6806030056956251397"
+    listing = {
+        "cursor": "31865",
+        "hasMore": False,
+        "itemList": [{**item, "isPinnedItem": True}],
+        "statusCode": 0,
+    }
+    page = extract_text(json.dumps(listing))
+    assert (page["count"], page["cursor"], page["has_more"]) == (1, 31865, False)
+    assert page["videos"][0]["is_pinned"] is True
+    sigi = {"VideoPage": {"statusCode": 0}, "ItemModule": {item["id"]: item}}
+    sigi_html = f'<script id="SIGI_STATE" type="application/json">{json.dumps(sigi)}</script>'
+    assert extract_text(sigi_html)["statistics"]["collects"] == 157
+    scope = {
+        "__DEFAULT_SCOPE__": {"webapp.video-detail": {"statusCode": 0, "itemInfo": {"itemStruct": item}}}
+    }
+    assert extract_text(json.dumps(scope))["duration"] == 29
+
+
+def test_tiktok_profile_page_is_detected() -> None:
+    detail = {
+        "statusCode": 0,
+        "userInfo": {"user": {"id": "1", "uniqueId": "nasa", "nickname": "NASA"}, "stats": {"videoCount": 5}},
+    }
+    html = (
+        '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">'
+        f"{json.dumps({'__DEFAULT_SCOPE__': {'webapp.user-detail': detail}})}</script>"
+    )
+    result = extract_text(html)
+    assert result["author"]["unique_id"] == "nasa"
+    assert result["stats"]["videos"] == 5
+
+
+def test_douyin_render_data_page_is_detected() -> None:
+    """The real detail aweme, served the RENDER_DATA way (URL-encoded, app.videoDetail)."""
+    aweme = json.loads((CAPTURES / DOUYIN_DETAIL).read_text(encoding="utf-8"))["aweme_detail"]
+    encoded = quote(json.dumps({"app": {"videoDetail": aweme}}, ensure_ascii=False))
+    html = f'<script id="RENDER_DATA" type="application/json">{encoded}</script>'
+    assert extract_text(html) == extract(DOUYIN_DETAIL)
+    deleted = quote(json.dumps({"app": {"videoDetail": None}}))
+    with pytest.raises(NotFound):
+        extract_text(f'<script id="RENDER_DATA" type="application/json">{deleted}</script>')
+
+
+def test_unrecognized_json_and_html() -> None:
+    with pytest.raises(LayoutChanged, match=r"unrecognized file: x\.json"):
+        extract_text('{"hello": "world"}', name="x.json")
+    with pytest.raises(LayoutChanged, match=r"unrecognized file: x\.html"):
+        extract_text("<html><body>Please wait...</body></html>", name="x.html")
+    with pytest.raises(LayoutChanged, match="unrecognized file"):
+        extract_text("", name="empty")
+
+
+def test_bare_error_envelopes_raise() -> None:
+    with pytest.raises(ScraperError) as caught:
+        extract_text('{"status_code": 4, "status_msg": "啊哦，服务器打瞌睡了，再试一次吧～"}')
+    assert caught.value.retryable
+    with pytest.raises(NotFound):
+        extract_text('{"statusCode": 10204, "statusMsg": "item doesn\'t exist"}')
+
+
+def test_cli_prints_json_and_fails_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(CAPTURES / DOUYIN_DETAIL)]) == 0
+    assert json.loads(capsys.readouterr().out)["video_id"] == "7071967230287744267"
+    assert main([str(CAPTURES / DOUYIN_DELETED)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: private: ") and err.count("\n") == 1
