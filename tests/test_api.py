@@ -66,7 +66,9 @@ async def test_missing_or_malformed_token_is_401_in_vendor_words(api: Api, heade
 
 
 async def test_unknown_token_is_401_saying_invalid(api: Api) -> None:
-    response = await api.client.post("/api/video/parse", json={"url": DOUYIN_VIDEO}, headers=api.auth("sv_nope"))
+    response = await api.client.post(
+        "/api/video/parse", json={"url": DOUYIN_VIDEO}, headers=api.auth("sv_nope")
+    )
     assert response.status == 401
     assert "Invalid token" in (await response.json())["error"]
 
@@ -78,13 +80,16 @@ async def test_banned_token_is_403(api: Api) -> None:
     response = await api.client.post("/api/video/parse", json={"url": DOUYIN_VIDEO}, headers=api.auth(token))
     assert response.status == 403
     assert await response.json() == {
-        "success": False, "error": "Forbidden: Your account has been banned. Contact admin.",
+        "success": False,
+        "error": "Forbidden: Your account has been banned. Contact admin.",
     }
 
 
 async def test_insufficient_credits_is_402_with_real_numbers(api: Api) -> None:
     token, _ = await api.client.app[TOKENS].create(name="poor", credits=4)
-    response = await api.client.post("/api/tiktok/video/parse", json={"url": TIKTOK_VIDEO}, headers=api.auth(token))
+    response = await api.client.post(
+        "/api/tiktok/video/parse", json={"url": TIKTOK_VIDEO}, headers=api.auth(token)
+    )
     assert response.status == 402
     assert await response.json() == {
         "success": False,
@@ -103,7 +108,11 @@ async def test_insufficient_credits_is_402_with_real_numbers(api: Api) -> None:
         ("/api/video/parse", b'{"url": "https://example.com/video/1"}', "not a Douyin or TikTok"),
         ("/api/video/parse", b'{"url": "' + TIKTOK_VIDEO.encode() + b'"}', "/api/tiktok/video/parse"),
         ("/api/tiktok/video/parse", b'{"url": "' + DOUYIN_VIDEO.encode() + b'"}', "/api/video/parse"),
-        ("/api/video/parse", b'{"url": "https://www.douyin.com/user/MS4wLjABAAAAxyz1234567"}', "/api/channel/videos"),
+        (
+            "/api/video/parse",
+            b'{"url": "https://www.douyin.com/user/MS4wLjABAAAAxyz1234567"}',
+            "/api/channel/videos",
+        ),
     ],
 )
 async def test_bad_input_is_400_with_a_fix_it_message(api: Api, path: str, body: bytes, needle: str) -> None:
@@ -163,7 +172,9 @@ async def test_unknown_and_expired_jobs_are_404(api: Api) -> None:
     junk = await api.client.get("/api/job/../../etc")
     assert junk.status == 404
     job_id = (
-        await (await api.client.post("/api/video/parse", json={"url": DOUYIN_VIDEO}, headers=api.auth())).json()
+        await (
+            await api.client.post("/api/video/parse", json={"url": DOUYIN_VIDEO}, headers=api.auth())
+        ).json()
     )["data"]["jobId"]
     queue = api.client.app[QUEUE]
     await queue.claim("w")

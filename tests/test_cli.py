@@ -18,12 +18,19 @@ REPO = Path(__file__).resolve().parents[1]
 CAPTURES = REPO.parent / "shared" / "real-captures"
 
 
-def shortvid(*args: str, data_dir: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def shortvid(
+    *args: str, data_dir: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ}
     if data_dir is not None:
         env["SHORTVID_DATA_DIR"] = str(data_dir)
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args], capture_output=True, text=True, env=env, check=check, cwd=REPO
+        [sys.executable, "-m", "server.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=check,
+        cwd=REPO,
     )
 
 
@@ -46,9 +53,14 @@ def test_console_script_is_installed() -> None:
 
 
 def test_resolve_prints_json_without_network() -> None:
-    out = json.loads(shortvid("resolve", "https://www.tiktok.com/@some.one/video/7301234567890123456?_r=1").stdout)
+    out = json.loads(
+        shortvid("resolve", "https://www.tiktok.com/@some.one/video/7301234567890123456?_r=1").stdout
+    )
     assert out == {
-        "platform": "tiktok", "kind": "video", "id": "7301234567890123456", "user": "some.one",
+        "platform": "tiktok",
+        "kind": "video",
+        "id": "7301234567890123456",
+        "user": "some.one",
         "canonical_url": "https://www.tiktok.com/@some.one/video/7301234567890123456",
     }
     short = json.loads(shortvid("resolve", "https://v.douyin.com/iRNBho6u/").stdout)
@@ -79,12 +91,18 @@ def test_token_lifecycle(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not CAPTURES.is_dir(), reason="../shared/real-captures is not beside the repository")
 def test_extract_reads_a_real_capture() -> None:
-    out = json.loads(shortvid("extract", str(CAPTURES / "douyin-web-api-user_post_detail.TikTokDownload-20230804.json")).stdout)
+    out = json.loads(
+        shortvid(
+            "extract", str(CAPTURES / "douyin-web-api-user_post_detail.TikTokDownload-20230804.json")
+        ).stdout
+    )
     assert out["video_id"] == "7071967230287744267" and out["platform"] == "douyin"
     deleted = shortvid(
         "extract", str(CAPTURES / "douyin-web-api-user_post_delete.TikTokDownload-20230804.json"), check=False
     )
-    assert deleted.returncode == 1 and "PrivateContent" in deleted.stderr  # status_self_see: hidden or deleted
+    assert (
+        deleted.returncode == 1 and "PrivateContent" in deleted.stderr
+    )  # status_self_see: hidden or deleted
 
 
 def _free_port() -> int:
@@ -93,7 +111,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _http(method: str, url: str, body: dict[str, object] | None = None, token: str | None = None) -> tuple[int, dict]:
+def _http(
+    method: str, url: str, body: dict[str, object] | None = None, token: str | None = None
+) -> tuple[int, dict]:
     request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
     request.add_header("Content-Type", "application/json")
     if token:
@@ -112,7 +132,11 @@ def test_serve_offline_answers_the_vendor_curl_examples(tmp_path: Path) -> None:
     env = {**os.environ, "SHORTVID_DATA_DIR": str(tmp_path)}
     process = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--offline", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=REPO,
     )
     try:
         assert process.stdout is not None
@@ -135,15 +159,21 @@ def test_serve_offline_answers_the_vendor_curl_examples(tmp_path: Path) -> None:
         dataset = json.loads(shortvid("fixtures", "show").stdout)
         urls = {
             platform: next(
-                item["url"] for account in dataset["accounts"] if account["platform"] == platform
-                and account["state"] == "public" for item in account["items"]
+                item["url"]
+                for account in dataset["accounts"]
+                if account["platform"] == platform and account["state"] == "public"
+                for item in account["items"]
                 if item["state"] == "public" and item["kind"] == "video"
             )
             for platform in ("douyin", "tiktok")
         }
         jobs = {
-            "douyin": _http("POST", base + "/api/video/parse", {"url": urls["douyin"]}, token)[1]["data"]["jobId"],
-            "tiktok": _http("POST", base + "/api/tiktok/video/parse", {"url": urls["tiktok"]}, token)[1]["data"]["jobId"],
+            "douyin": _http("POST", base + "/api/video/parse", {"url": urls["douyin"]}, token)[1]["data"][
+                "jobId"
+            ],
+            "tiktok": _http("POST", base + "/api/tiktok/video/parse", {"url": urls["tiktok"]}, token)[1][
+                "data"
+            ]["jobId"],
         }
         for platform, job_id in jobs.items():
             stop = time.monotonic() + 90

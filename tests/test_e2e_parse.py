@@ -56,7 +56,9 @@ def route_for(platform: str) -> str:
 
 
 async def submit(client: TestClient, token: str, platform: str, url: str) -> str:
-    response = await client.post(route_for(platform), json={"url": url}, headers={"Authorization": f"Bearer {token}"})
+    response = await client.post(
+        route_for(platform), json={"url": url}, headers={"Authorization": f"Bearer {token}"}
+    )
     body = await response.json()
     assert response.status == 200, body
     return str(body["data"]["jobId"])
@@ -80,7 +82,11 @@ def assert_matches_dataset(result: dict[str, Any], account: dict[str, Any], item
     assert result["author"]["sec_uid"] == account["sec_uid"]
     assert result["author"]["uid"] == account["uid"]
     stats = result["statistics"]
-    assert (stats["likes"], stats["comments"], stats["shares"]) == (item["likes"], item["comments"], item["shares"])
+    assert (stats["likes"], stats["comments"], stats["shares"]) == (
+        item["likes"],
+        item["comments"],
+        item["shares"],
+    )
     assert result["cover_url"].startswith("https://")
     if item["kind"] == "video":
         assert result["duration"] == item["duration"] > 0
@@ -96,7 +102,9 @@ def assert_matches_dataset(result: dict[str, Any], account: dict[str, Any], item
 async def test_public_item_completes_with_every_field(
     client: TestClient, token: str, dataset: dict[str, Any], platform: str, kind: str
 ) -> None:
-    account, item = items_where(dataset, platform=platform, account_state="public", state="public", kind=kind)[0]
+    account, item = items_where(
+        dataset, platform=platform, account_state="public", state="public", kind=kind
+    )[0]
     before = await credits(client, token)
     job = await poll_job(client, await submit(client, token, platform, item["url"]))
     assert job["state"] == "completed", job
@@ -110,14 +118,13 @@ async def test_short_link_is_followed_by_the_browser(
     client: TestClient, token: str, dataset: dict[str, Any], platform: str
 ) -> None:
     links = [
-        link for link in dataset["short_links"]
+        link
+        for link in dataset["short_links"]
         if (platform == "douyin") == ("douyin" in link["url"]) and ("/video/" in link["target"])
     ]
     assert links, "the fixture dataset has a short link to a video"
     link = links[0]
-    [(account, item)] = [
-        (a, i) for a in dataset["accounts"] for i in a["items"] if i["id"] in link["target"]
-    ]
+    [(account, item)] = [(a, i) for a in dataset["accounts"] for i in a["items"] if i["id"] in link["target"]]
     job = await poll_job(client, await submit(client, token, platform, link["url"]))
     assert job["state"] == "completed", job
     assert_matches_dataset(job["result"], account, item)
