@@ -71,9 +71,7 @@ def find_executable(configured: str | None) -> str | None:
     return str(DEBIAN_CHROMIUM) if DEBIAN_CHROMIUM.exists() else None
 
 
-def load_browser_settings(
-    path: Path | None = None, env: Mapping[str, str] | None = None
-) -> BrowserSettings:
+def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> BrowserSettings:
     """Read the TOML file (default: the repository's ``playwright.config``), then the environment."""
     env = os.environ if env is None else env
     path = Path(env.get("SHORTVID_PLAYWRIGHT_CONFIG", str(path or REPO_CONFIG)))

@@ -74,6 +74,4 @@ def platform_http_session(
         ssl=client_ssl_context(ca_file),
         limit=32,
     )
-    return aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout), **kwargs
-    )
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout), **kwargs)

@@ -27,7 +27,10 @@ MAX_TEXT_LENGTH = 4 * MAX_URL_LENGTH
 
 PLATFORM_NAMES: dict[Platform, str] = {"douyin": "Douyin", "tiktok": "TikTok"}
 KIND_NAMES: dict[Kind, str] = {
-    "video": "video", "photo": "photo post", "user": "profile", "short": "short link",
+    "video": "video",
+    "photo": "photo post",
+    "user": "profile",
+    "short": "short link",
 }
 
 
@@ -78,8 +81,14 @@ class _Form:
     query_id: str | None = None  # the item id is this query parameter (the form needs it)
 
 
-def _form(platform: Platform, hosts: frozenset[str], path: str, kind: Kind, canonical: str,
-          query_id: str | None = None) -> _Form:
+def _form(
+    platform: Platform,
+    hosts: frozenset[str],
+    path: str,
+    kind: Kind,
+    canonical: str,
+    query_id: str | None = None,
+) -> _Form:
     return _Form(platform, hosts, re.compile(path), kind, canonical, query_id)
 
 
@@ -110,22 +119,34 @@ _UNSUPPORTED_DOMAINS: dict[str, str] = {
     "ixigua.com": "Xigua (ixigua.com) videos are not supported; paste a Douyin or TikTok URL",
 }
 _UNSUPPORTED_PATHS: tuple[tuple[frozenset[str], re.Pattern[str], str], ...] = (
-    (_DY_WEB, re.compile(r"/user/self/?"),
-     "douyin.com/user/self is whoever is logged in, not a profile we can scrape; "
-     "paste the profile's own URL (https://www.douyin.com/user/MS4wLjAB...)"),
-    (_DY_SHARE, re.compile(r"/xg/video/[^/]+/?"),
-     "Xigua videos are not supported; paste a Douyin or TikTok URL"),
+    (
+        _DY_WEB,
+        re.compile(r"/user/self/?"),
+        "douyin.com/user/self is whoever is logged in, not a profile we can scrape; "
+        "paste the profile's own URL (https://www.douyin.com/user/MS4wLjAB...)",
+    ),
+    (
+        _DY_SHARE,
+        re.compile(r"/xg/video/[^/]+/?"),
+        "Xigua videos are not supported; paste a Douyin or TikTok URL",
+    ),
 )
 
 #: Alphabets for the pieces that go into canonical URLs, with what to fix when one is wrong.
 _FIELDS: dict[tuple[Platform | None, str], tuple[re.Pattern[str], str]] = {
     (None, "id"): (re.compile(r"[0-9]{5,25}"), "the item id must be 5-25 digits"),
-    (None, "code"): (re.compile(r"[A-Za-z0-9_-]{3,32}"),
-                     "the short-link code must be 3-32 letters, digits, '_' or '-'"),
-    ("douyin", "user"): (re.compile(r"[A-Za-z0-9_-]{10,128}"),
-                         "the profile id must be a sec_uid (MS4wLjAB..., letters, digits, '_' or '-')"),
-    ("tiktok", "user"): (re.compile(r"[A-Za-z0-9_.]{1,64}"),
-                         "a TikTok handle is letters, digits, '.' or '_'"),
+    (None, "code"): (
+        re.compile(r"[A-Za-z0-9_-]{3,32}"),
+        "the short-link code must be 3-32 letters, digits, '_' or '-'",
+    ),
+    ("douyin", "user"): (
+        re.compile(r"[A-Za-z0-9_-]{10,128}"),
+        "the profile id must be a sec_uid (MS4wLjAB..., letters, digits, '_' or '-')",
+    ),
+    ("tiktok", "user"): (
+        re.compile(r"[A-Za-z0-9_.]{1,64}"),
+        "a TikTok handle is letters, digits, '.' or '_'",
+    ),
 }
 
 # --- Extracting the URL from the input -------------------------------------------------------------
@@ -172,19 +193,25 @@ def _candidate(text: object) -> str:
     # message instead of "no URL found" or a truncated host.
     single = not any(ch.isspace() for ch in stripped)
     in_text = _URL_IN_TEXT.match(stripped)
-    cut_in_host = in_text is not None and in_text.end() < len(stripped) and not any(
-        ch in "/?#" for ch in in_text.group(0).partition("://")[2]
+    cut_in_host = (
+        in_text is not None
+        and in_text.end() < len(stripped)
+        and not any(ch in "/?#" for ch in in_text.group(0).partition("://")[2])
     )
-    if single and (cut_in_host or not in_text) and (
-        _SCHEME.match(stripped) or _BARE_HOST.match(stripped) or stripped.startswith("//")
+    if (
+        single
+        and (cut_in_host or not in_text)
+        and (_SCHEME.match(stripped) or _BARE_HOST.match(stripped) or stripped.startswith("//"))
     ):
         candidate = stripped.rstrip(_TRAILING)
     else:
         try:
             candidate = find_url(stripped)
         except InvalidUrl:
-            raise InvalidUrl("no URL found in the text; paste the full link, e.g. "
-                             "https://www.tiktok.com/@user or https://v.douyin.com/<code>/") from None
+            raise InvalidUrl(
+                "no URL found in the text; paste the full link, e.g. "
+                "https://www.tiktok.com/@user or https://v.douyin.com/<code>/"
+            ) from None
     if len(candidate) > MAX_URL_LENGTH:
         raise InvalidUrl(f"the URL is longer than {MAX_URL_LENGTH} characters")
     return candidate
@@ -288,8 +315,9 @@ def classify(text: str) -> ParsedUrl:
         if registrable_match(host, (domain,)):
             raise InvalidUrl(message, url=candidate)
     if host not in _PAGE_HOSTS:
-        raise InvalidUrl(f"{host} is a {name} media or API host; paste the post's page or share link",
-                         url=candidate)
+        raise InvalidUrl(
+            f"{host} is a {name} media or API host; paste the post's page or share link", url=candidate
+        )
     parsed = _match(platform, host, path, query)
     if parsed is not None:
         return parsed
@@ -298,8 +326,10 @@ def classify(text: str) -> ParsedUrl:
     for hosts, pattern, message in _UNSUPPORTED_PATHS:
         if host in hosts and pattern.fullmatch(path):
             raise InvalidUrl(message, url=candidate)
-    raise InvalidUrl(f"this {name} link is not a video, photo or profile URL; "
-                     "paste a link to one post or one profile", url=candidate)
+    raise InvalidUrl(
+        f"this {name} link is not a video, photo or profile URL; paste a link to one post or one profile",
+        url=candidate,
+    )
 
 
 # --- Route checks ---------------------------------------------------------------------------------
@@ -325,8 +355,13 @@ DOWNLOAD_ROUTES: dict[tuple[Platform, str], str] = {
 }
 
 
-def require(parsed: ParsedUrl, *, platform: Platform, kinds: set[Kind] | frozenset[Kind],
-            route_hint: dict[tuple[Platform, str], str] | None = None) -> ParsedUrl:
+def require(
+    parsed: ParsedUrl,
+    *,
+    platform: Platform,
+    kinds: set[Kind] | frozenset[Kind],
+    route_hint: dict[tuple[Platform, str], str] | None = None,
+) -> ParsedUrl:
     """``parsed`` if the route (``platform``, ``kinds``) takes it, else an error naming the right route.
 
     The server passes its family's kinds (``FAMILY_KINDS["video"]``) and its action's route table
@@ -342,12 +377,14 @@ def require(parsed: ParsedUrl, *, platform: Platform, kinds: set[Kind] | frozens
     family = _KIND_FAMILY.get(parsed.kind) or ("video" if {"video", "photo"} & set(kinds) else "channel")
     if parsed.platform != platform:
         route = routes[(parsed.platform, family)]
-        raise WrongPlatform(f"This is a {PLATFORM_NAMES[parsed.platform]} URL; use POST {route}",
-                            url=parsed.canonical_url)
+        raise WrongPlatform(
+            f"This is a {PLATFORM_NAMES[parsed.platform]} URL; use POST {route}", url=parsed.canonical_url
+        )
     if parsed.kind not in allowed:
         route = routes[(platform, family)]
-        raise WrongKind(f"This is a {KIND_NAMES[parsed.kind]} URL; use POST {route}",
-                        url=parsed.canonical_url)
+        raise WrongKind(
+            f"This is a {KIND_NAMES[parsed.kind]} URL; use POST {route}", url=parsed.canonical_url
+        )
     return parsed
 
 

@@ -18,7 +18,9 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"Malformed JSON body: {exc}. Send a JSON object such as {{\"url\": \"...\"}}.") from exc
+        raise bad_request(
+            f'Malformed JSON body: {exc}. Send a JSON object such as {{"url": "..."}}.'
+        ) from exc
     if not isinstance(body, dict):
         raise bad_request('The JSON body must be an object such as {"url": "..."}.')
     return body

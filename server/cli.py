@@ -46,13 +46,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
     def first_token(token: str, info: Any) -> None:
-        print(f"No API tokens existed, so one admin token with unlimited credits was created.\n"
-              f"It is shown only this once; keep it:\n{token}", flush=True)
+        print(
+            f"No API tokens existed, so one admin token with unlimited credits was created.\n"
+            f"It is shown only this once; keep it:\n{token}",
+            flush=True,
+        )
 
     app = create_app(settings, on_first_token=first_token)
     mode = " (offline: fixture site)" if settings.offline else ""
-    print(f"shortvid {settings.role} on http://{settings.host}:{settings.port}{mode}, "
-          f"data in {settings.data_dir.resolve()}", flush=True)
+    print(
+        f"shortvid {settings.role} on http://{settings.host}:{settings.port}{mode}, "
+        f"data in {settings.data_dir.resolve()}",
+        flush=True,
+    )
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
     return 0
 
@@ -197,12 +203,17 @@ async def _serve_fixtures(args: argparse.Namespace, now: datetime | None) -> int
     from fixtures.site import FixtureSite
 
     site = FixtureSite(
-        dataset=build_dataset(now=now), port=args.port, state_dir=Path(args.state_dir) if args.state_dir else None
+        dataset=build_dataset(now=now),
+        port=args.port,
+        state_dir=Path(args.state_dir) if args.state_dir else None,
     )
     await site.start()
-    print(f"fixture site on {site.address}\n"
-          f"SHORTVID_HOST_MAP={site.address}\nSHORTVID_TRUST_SPKI={site.spki_sha256}\n"
-          f"CA file: {site.ca_pem_path}", flush=True)
+    print(
+        f"fixture site on {site.address}\n"
+        f"SHORTVID_HOST_MAP={site.address}\nSHORTVID_TRUST_SPKI={site.spki_sha256}\n"
+        f"CA file: {site.ca_pem_path}",
+        flush=True,
+    )
     try:
         await asyncio.Event().wait()
     finally:
@@ -221,11 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API with workers and scheduler")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--role", choices=["all", "api", "worker"], help="all (default), api only, worker only")
+    serve.add_argument(
+        "--role", choices=["all", "api", "worker"], help="all (default), api only, worker only"
+    )
     serve.add_argument("--workers", type=int, help="concurrent jobs in this process (default 2)")
     serve.add_argument("--data-dir", help="database and files (default $SHORTVID_DATA_DIR or ./data)")
-    serve.add_argument("--database-url", help="e.g. postgresql://user@host/db (default: SQLite in the data dir)")
-    serve.add_argument("--offline", action="store_true", help="scrape the built-in fixture site, not the real one")
+    serve.add_argument(
+        "--database-url", help="e.g. postgresql://user@host/db (default: SQLite in the data dir)"
+    )
+    serve.add_argument(
+        "--offline", action="store_true", help="scrape the built-in fixture site, not the real one"
+    )
     serve.set_defaults(func=cmd_serve)
 
     token = sub.add_parser("token", help="manage API tokens")

@@ -155,9 +155,7 @@ class JobQueue:
     async def heartbeat(self, job_id: str, worker_id: str) -> bool:
         """Extend the lease; False means the lease was lost and the worker must stop."""
         now = utcnow()
-        return await self._owned_update(
-            job_id, worker_id, locked_until=now + self.lease, updated_at=now
-        )
+        return await self._owned_update(job_id, worker_id, locked_until=now + self.lease, updated_at=now)
 
     async def complete(self, job_id: str, worker_id: str, result: dict[str, Any]) -> bool:
         now = utcnow()

@@ -36,13 +36,21 @@ def build_scheduler(settings: Settings, queue: JobQueue, pool: BrowserPool | Non
         return {"requeued": requeued, "failed": failed} if requeued or failed else None
 
     scheduler.add_job(
-        _logged("recover_expired_leases", recover), "interval",
-        seconds=settings.recover_every.total_seconds(), id="recover", **options,
+        _logged("recover_expired_leases", recover),
+        "interval",
+        seconds=settings.recover_every.total_seconds(),
+        id="recover",
+        **options,
     )
     scheduler.add_job(
-        _logged("expire_results", queue.expire_results), "interval",
-        seconds=settings.expire_every.total_seconds(), id="expire", **options,
+        _logged("expire_results", queue.expire_results),
+        "interval",
+        seconds=settings.expire_every.total_seconds(),
+        id="expire",
+        **options,
     )
     if pool is not None:
-        scheduler.add_job(_logged("pool_maintain", pool.maintain), "interval", seconds=30, id="pool", **options)
+        scheduler.add_job(
+            _logged("pool_maintain", pool.maintain), "interval", seconds=30, id="pool", **options
+        )
     return scheduler

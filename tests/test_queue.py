@@ -17,15 +17,22 @@ from server.tokens import TokenStore
 
 def _queue(engine: AsyncEngine, lease: float = 60) -> tuple[JobQueue, TokenStore]:
     sessions = session_factory(engine)
-    return JobQueue(sessions, lease=timedelta(seconds=lease), result_ttl=timedelta(hours=1)), TokenStore(sessions)
+    return JobQueue(sessions, lease=timedelta(seconds=lease), result_ttl=timedelta(hours=1)), TokenStore(
+        sessions
+    )
 
 
 async def _enqueue(queue: JobQueue, token_id: int | None, n: int = 1, cost: int = 10) -> list[str]:
     ids = []
     for i in range(n):
         job = await queue.enqueue(
-            token_id=token_id, job_type="video.parse", platform="douyin",
-            url=f"https://www.douyin.com/video/7{i:018d}", payload={}, cost=cost, max_attempts=3,
+            token_id=token_id,
+            job_type="video.parse",
+            platform="douyin",
+            url=f"https://www.douyin.com/video/7{i:018d}",
+            payload={},
+            cost=cost,
+            max_attempts=3,
         )
         ids.append(job.id)
     return ids

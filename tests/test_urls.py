@@ -40,16 +40,28 @@ ACCEPTED = [
     (f"https://www.douyin.com/user/self?showTab=like&modal_id={VID}", "douyin", "video", VID, None, DY_VIDEO),
     (f"https://m.douyin.com/share/video/{VID}/", "douyin", "video", VID, None, DY_VIDEO),
     (f"https://www.douyin.com/share/video/{VID}", "douyin", "video", VID, None, DY_VIDEO),
-    (f"https://www.iesdouyin.com/share/video/{VID}/?region=CN&mid=7071&u_code=0&did=1&iid=2"
-     "&with_sec_did=1&titleType=title&share_sign=abc&from_aid=6383&from_ssr=1&from=web_code_link",
-     "douyin", "video", VID, None, DY_VIDEO),
+    (
+        f"https://www.iesdouyin.com/share/video/{VID}/?region=CN&mid=7071&u_code=0&did=1&iid=2"
+        "&with_sec_did=1&titleType=title&share_sign=abc&from_aid=6383&from_ssr=1&from=web_code_link",
+        "douyin",
+        "video",
+        VID,
+        None,
+        DY_VIDEO,
+    ),
     (f"https://www.iesdouyin.com/share/note/{VID}/?region=CN", "douyin", "photo", VID, None, DY_NOTE),
     (f"https://www.iesdouyin.com/share/slides/{VID}/", "douyin", "photo", VID, None, DY_NOTE),
     # Douyin profiles
     (DY_USER, "douyin", "user", None, SEC, DY_USER),
     (f"{DY_USER}/", "douyin", "user", None, SEC, DY_USER),
-    ("https://www.douyin.com/user/selfie_account", "douyin", "user", None, "selfie_account",
-     "https://www.douyin.com/user/selfie_account"),
+    (
+        "https://www.douyin.com/user/selfie_account",
+        "douyin",
+        "user",
+        None,
+        "selfie_account",
+        "https://www.douyin.com/user/selfie_account",
+    ),
     (f"{DY_USER}?from_tab_name=main&is_search=0", "douyin", "user", None, SEC, DY_USER),
     (f"https://www.iesdouyin.com/share/user/{SEC}?sec_uid={SEC}", "douyin", "user", None, SEC, DY_USER),
     # Douyin short links
@@ -58,57 +70,125 @@ ACCEPTED = [
     ("https://v.douyin.com/iRNBho6u/3.05", "douyin", "short", None, None, "https://v.douyin.com/iRNBho6u/"),
     ("http://v.douyin.com/a_b-C9/", "douyin", "short", None, None, "https://v.douyin.com/a_b-C9/"),
     # TikTok items
-    (f"https://www.tiktok.com/@bundayul52/video/{TTV}", "tiktok", "video", TTV, "bundayul52",
-     f"https://www.tiktok.com/@bundayul52/video/{TTV}"),
-    (f"https://www.tiktok.com/@bundayul52/video/{TTV}?_r=1&_t=ZS-997EVrv5MHA", "tiktok", "video", TTV,
-     "bundayul52", f"https://www.tiktok.com/@bundayul52/video/{TTV}"),
-    (f"https://www.tiktok.com/@nasa.gov_x/video/{TTV}?is_from_webapp=1&sender_device=pc", "tiktok",
-     "video", TTV, "nasa.gov_x", f"https://www.tiktok.com/@nasa.gov_x/video/{TTV}"),
-    (f"https://www.tiktok.com/@a.b/photo/{TTV}", "tiktok", "photo", TTV, "a.b",
-     f"https://www.tiktok.com/@a.b/photo/{TTV}"),
+    (
+        f"https://www.tiktok.com/@bundayul52/video/{TTV}",
+        "tiktok",
+        "video",
+        TTV,
+        "bundayul52",
+        f"https://www.tiktok.com/@bundayul52/video/{TTV}",
+    ),
+    (
+        f"https://www.tiktok.com/@bundayul52/video/{TTV}?_r=1&_t=ZS-997EVrv5MHA",
+        "tiktok",
+        "video",
+        TTV,
+        "bundayul52",
+        f"https://www.tiktok.com/@bundayul52/video/{TTV}",
+    ),
+    (
+        f"https://www.tiktok.com/@nasa.gov_x/video/{TTV}?is_from_webapp=1&sender_device=pc",
+        "tiktok",
+        "video",
+        TTV,
+        "nasa.gov_x",
+        f"https://www.tiktok.com/@nasa.gov_x/video/{TTV}",
+    ),
+    (
+        f"https://www.tiktok.com/@a.b/photo/{TTV}",
+        "tiktok",
+        "photo",
+        TTV,
+        "a.b",
+        f"https://www.tiktok.com/@a.b/photo/{TTV}",
+    ),
     (f"https://m.tiktok.com/v/{TTV}.html", "tiktok", "video", TTV, None, TT_VIDEO),
     (f"https://www.tiktok.com/embed/v2/{TTV}", "tiktok", "video", TTV, None, TT_VIDEO),
     (f"https://www.tiktok.com/embed/{TTV}", "tiktok", "video", TTV, None, TT_VIDEO),
     (f"tiktok.com/@x/video/{TTV}", "tiktok", "video", TTV, "x", f"https://www.tiktok.com/@x/video/{TTV}"),
-    (f"http://www.tiktok.com/@x/video/{TTV}", "tiktok", "video", TTV, "x",
-     f"https://www.tiktok.com/@x/video/{TTV}"),
-    (f"HTTPS://WWW.TIKTOK.COM/@x/video/{TTV}", "tiktok", "video", TTV, "x",
-     f"https://www.tiktok.com/@x/video/{TTV}"),
-    (f"https://www.tiktok.com./@x/video/{TTV}#comments", "tiktok", "video", TTV, "x",
-     f"https://www.tiktok.com/@x/video/{TTV}"),
-    (f"https://www.tiktok.com:443/%40x/video/{TTV}", "tiktok", "video", TTV, "x",
-     f"https://www.tiktok.com/@x/video/{TTV}"),
+    (
+        f"http://www.tiktok.com/@x/video/{TTV}",
+        "tiktok",
+        "video",
+        TTV,
+        "x",
+        f"https://www.tiktok.com/@x/video/{TTV}",
+    ),
+    (
+        f"HTTPS://WWW.TIKTOK.COM/@x/video/{TTV}",
+        "tiktok",
+        "video",
+        TTV,
+        "x",
+        f"https://www.tiktok.com/@x/video/{TTV}",
+    ),
+    (
+        f"https://www.tiktok.com./@x/video/{TTV}#comments",
+        "tiktok",
+        "video",
+        TTV,
+        "x",
+        f"https://www.tiktok.com/@x/video/{TTV}",
+    ),
+    (
+        f"https://www.tiktok.com:443/%40x/video/{TTV}",
+        "tiktok",
+        "video",
+        TTV,
+        "x",
+        f"https://www.tiktok.com/@x/video/{TTV}",
+    ),
     # TikTok profiles
     ("https://www.tiktok.com/@nasa", "tiktok", "user", None, "nasa", "https://www.tiktok.com/@nasa"),
     ("https://www.tiktok.com/@nasa/", "tiktok", "user", None, "nasa", "https://www.tiktok.com/@nasa"),
-    ("https://www.tiktok.com/@n.a_sa?lang=en", "tiktok", "user", None, "n.a_sa",
-     "https://www.tiktok.com/@n.a_sa"),
+    (
+        "https://www.tiktok.com/@n.a_sa?lang=en",
+        "tiktok",
+        "user",
+        None,
+        "n.a_sa",
+        "https://www.tiktok.com/@n.a_sa",
+    ),
     ("tiktok.com/@nasa", "tiktok", "user", None, "nasa", "https://www.tiktok.com/@nasa"),
     ("http://www.tiktok.com:80/@nasa", "tiktok", "user", None, "nasa", "https://www.tiktok.com/@nasa"),
     ("www.tiktok.com/@nasa", "tiktok", "user", None, "nasa", "https://www.tiktok.com/@nasa"),
     # TikTok short links
     ("https://vm.tiktok.com/ZMabc123/", "tiktok", "short", None, None, "https://vm.tiktok.com/ZMabc123/"),
     ("https://vt.tiktok.com/ZSabc123", "tiktok", "short", None, None, "https://vt.tiktok.com/ZSabc123/"),
-    ("https://www.tiktok.com/t/ZTabc123/?_r=1", "tiktok", "short", None, None,
-     "https://www.tiktok.com/t/ZTabc123/"),
+    (
+        "https://www.tiktok.com/t/ZTabc123/?_r=1",
+        "tiktok",
+        "short",
+        None,
+        None,
+        "https://www.tiktok.com/t/ZTabc123/",
+    ),
     ("vm.tiktok.com/ZMabc123", "tiktok", "short", None, None, "https://vm.tiktok.com/ZMabc123/"),
 ]
 
 
 @pytest.mark.parametrize(("text", "platform", "kind", "item_id", "user", "canonical"), ACCEPTED)
-def test_classify_accepts(text: str, platform: str, kind: str, item_id: str | None, user: str | None,
-                          canonical: str) -> None:
+def test_classify_accepts(
+    text: str, platform: str, kind: str, item_id: str | None, user: str | None, canonical: str
+) -> None:
     assert classify(text) == ParsedUrl(platform, kind, item_id, user, canonical)  # type: ignore[arg-type]
 
 
 SHARE_TEXTS = [
-    ("7.43 复制打开抖音，看看【xx的作品】... https://v.douyin.com/iRNBho6u/ 07/20 ZzG:/ i@c.Ec",
-     "https://v.douyin.com/iRNBho6u/"),
-    ("2.00 vSl:/ 复制打开抖音，看看【某某的作品】# 旅行 https://v.douyin.com/iRNBho6u/3.05 复制此链接",
-     "https://v.douyin.com/iRNBho6u/"),
+    (
+        "7.43 复制打开抖音，看看【xx的作品】... https://v.douyin.com/iRNBho6u/ 07/20 ZzG:/ i@c.Ec",
+        "https://v.douyin.com/iRNBho6u/",
+    ),
+    (
+        "2.00 vSl:/ 复制打开抖音，看看【某某的作品】# 旅行 https://v.douyin.com/iRNBho6u/3.05 复制此链接",
+        "https://v.douyin.com/iRNBho6u/",
+    ),
     ("复制打开抖音https://v.douyin.com/iRNBho6u/复制此链接，打开Dou音搜索", "https://v.douyin.com/iRNBho6u/"),
     ("看看【作品】https://v.douyin.com/iRNBho6u/。", "https://v.douyin.com/iRNBho6u/"),
-    (f"Check this out! https://www.tiktok.com/@x/video/{TTV}?_r=1&_t=abc.", f"https://www.tiktok.com/@x/video/{TTV}"),
+    (
+        f"Check this out! https://www.tiktok.com/@x/video/{TTV}?_r=1&_t=abc.",
+        f"https://www.tiktok.com/@x/video/{TTV}",
+    ),
     ("(https://vm.tiktok.com/ZMabc123/)", "https://vm.tiktok.com/ZMabc123/"),
     (f"https://www.tiktok.com/@x/video/{TTV}复制链接", f"https://www.tiktok.com/@x/video/{TTV}"),
     ("  https://vm.tiktok.com/ZMabc123/  \n", "https://vm.tiktok.com/ZMabc123/"),
@@ -282,18 +362,38 @@ REQUIRE_CASES = [
     (DY_USER, "douyin", "channel", None, ""),
     (TT_VIDEO_URL, "tiktok", "video", None, ""),
     ("https://vm.tiktok.com/ZMabc123/", "tiktok", "channel", None, ""),
-    (TT_VIDEO_URL, "douyin", "video", WrongPlatform,
-     "This is a TikTok URL; use POST /api/tiktok/video/parse"),
-    ("https://www.tiktok.com/@x", "douyin", "video", WrongPlatform,
-     "This is a TikTok URL; use POST /api/tiktok/channel/videos"),
-    ("https://vm.tiktok.com/ZMabc123/", "douyin", "channel", WrongPlatform,
-     "This is a TikTok URL; use POST /api/tiktok/channel/videos"),
+    (
+        TT_VIDEO_URL,
+        "douyin",
+        "video",
+        WrongPlatform,
+        "This is a TikTok URL; use POST /api/tiktok/video/parse",
+    ),
+    (
+        "https://www.tiktok.com/@x",
+        "douyin",
+        "video",
+        WrongPlatform,
+        "This is a TikTok URL; use POST /api/tiktok/channel/videos",
+    ),
+    (
+        "https://vm.tiktok.com/ZMabc123/",
+        "douyin",
+        "channel",
+        WrongPlatform,
+        "This is a TikTok URL; use POST /api/tiktok/channel/videos",
+    ),
     (DY_VIDEO, "tiktok", "video", WrongPlatform, "This is a Douyin URL; use POST /api/video/parse"),
     (DY_USER, "douyin", "video", WrongKind, "This is a profile URL; use POST /api/channel/videos"),
     (DY_VIDEO, "douyin", "channel", WrongKind, "This is a video URL; use POST /api/video/parse"),
     (DY_NOTE, "douyin", "channel", WrongKind, "This is a photo post URL; use POST /api/video/parse"),
-    ("https://www.tiktok.com/@x", "tiktok", "video", WrongKind,
-     "This is a profile URL; use POST /api/tiktok/channel/videos"),
+    (
+        "https://www.tiktok.com/@x",
+        "tiktok",
+        "video",
+        WrongKind,
+        "This is a profile URL; use POST /api/tiktok/channel/videos",
+    ),
 ]
 
 
@@ -320,11 +420,16 @@ def test_require_short_accepted_wherever_video_or_user_is() -> None:
 
 def test_require_download_routes_hint() -> None:
     with pytest.raises(WrongKind, match=r"use POST /api/tiktok/channel/download$"):
-        require(classify("https://www.tiktok.com/@x"), platform="tiktok", kinds=FAMILY_KINDS["video"],
-                route_hint=DOWNLOAD_ROUTES)
+        require(
+            classify("https://www.tiktok.com/@x"),
+            platform="tiktok",
+            kinds=FAMILY_KINDS["video"],
+            route_hint=DOWNLOAD_ROUTES,
+        )
     with pytest.raises(WrongPlatform, match=r"use POST /api/video/download$"):
-        require(classify(DY_VIDEO), platform="tiktok", kinds=FAMILY_KINDS["video"],
-                route_hint=DOWNLOAD_ROUTES)
+        require(
+            classify(DY_VIDEO), platform="tiktok", kinds=FAMILY_KINDS["video"], route_hint=DOWNLOAD_ROUTES
+        )
 
 
 def test_require_route() -> None:

@@ -103,7 +103,9 @@ async def get_job(request: web.Request) -> web.Response:
     if job.result_expired:
         hours = request.app[SETTINGS].result_ttl.total_seconds() / 3600
         raise ApiError(
-            404, f"Job result expired: results are kept for {hours:g} hours after the job finishes. Submit it again."
+            404,
+            f"Job result expired: results are kept for {hours:g} hours after the job finishes."
+            " Submit it again.",
         )
     return web.json_response({"success": True, "data": job_view(job)})
 
