@@ -117,7 +117,7 @@ async def load(session: Session, url: str, spec: LoadSpec) -> Capture:
         waits: list[asyncio.Future[Any]] = []
         if catcher:
             waits.append(catcher.result)
-        if spec.ready_js:
+        if spec.ready_js and not await _holds(page, spec.ready_js):
             waits.append(asyncio.ensure_future(page.wait_for_function(spec.ready_js, timeout=0)))
         xhr: Any | None = None
         try:
@@ -136,6 +136,14 @@ async def load(session: Session, url: str, spec: LoadSpec) -> Capture:
             xhr = _parse_xhr(*catcher.result.result())
         html = await page.content()
         return Capture(url=page.url, title=await page.title(), html=html, xhr=xhr)
+
+
+async def _holds(page: Page, predicate: str) -> bool:
+    """Check the ready predicate once before polling: SSR pages usually hold at DOMContentLoaded."""
+    try:
+        return bool(await page.evaluate(predicate))
+    except Exception:  # a challenge reload may swap the document under us; poll instead
+        return False
 
 
 def _parse_xhr(status: int, body: bytes, headers: dict[str, str], url: str) -> Any:

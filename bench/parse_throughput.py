@@ -1,0 +1,139 @@
+"""Parse throughput and browser memory against the offline fixture site.
+
+Baseline (same run): a plain HTTP GET of each item's page through the mapped
+non-browser client (no JavaScript, no challenge). Measured: the full job path
+(HTTP API → queue → worker → Chromium → normalize) for the same items. Figures
+are reported as ratios to the baseline because the machine is shared.
+
+    .venv/bin/python -m bench.parse_throughput --items 40 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from fixtures.site import FixtureSite
+from scraper.config import load_browser_settings
+from scraper.http import platform_http_session
+from server.app import create_app
+from server.keys import TOKENS
+from server.settings import Settings
+
+
+def chromium_rss_mib() -> float:
+    """Resident memory of every Chromium process on the machine, in MiB."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            if "chrom" not in name:
+                continue
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def pick_items(site: FixtureSite, per_platform: int) -> list[tuple[str, str]]:
+    data = site.dataset.to_json()
+    chosen: list[tuple[str, str]] = []
+    for platform in ("douyin", "tiktok"):
+        items = [
+            item["url"]
+            for account in data["accounts"]
+            if account["platform"] == platform and account["state"] == "public"
+            for item in account["items"]
+            if item["state"] == "public" and item["kind"] == "video"
+        ]
+        chosen += [(platform, url) for url in items[:per_platform]]
+    return chosen
+
+
+async def baseline(site: FixtureSite, items: list[tuple[str, str]]) -> float:
+    """Seconds to GET every page with a plain client, sequentially."""
+    async with platform_http_session(map_to=site.address, ca_file=site.ca_pem_path) as http:
+        start = time.perf_counter()
+        for _, url in items:
+            async with http.get(url) as response:
+                await response.read()
+        return time.perf_counter() - start
+
+
+async def through_api(site: FixtureSite, items: list[tuple[str, str]], workers: int) -> dict[str, Any]:
+    with TemporaryDirectory() as data_dir:
+        settings = Settings(data_dir=Path(data_dir), workers=workers, rate_limit_per_minute=0)
+        browser = load_browser_settings().with_fixture(site.address, site.spki_sha256)
+        app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        try:
+            token, _ = await app[TOKENS].create(name="bench", unlimited=True)
+            headers = {"Authorization": f"Bearer {token}"}
+            rss_start = chromium_rss_mib()
+            start = time.perf_counter()
+            submitted: dict[str, float] = {}
+            for platform, url in items:
+                path = "/api/video/parse" if platform == "douyin" else "/api/tiktok/video/parse"
+                body = await (await client.post(path, json={"url": url}, headers=headers)).json()
+                submitted[body["data"]["jobId"]] = time.perf_counter()
+            latencies: list[float] = []
+            states: dict[str, int] = {}
+            pending = set(submitted)
+            while pending:
+                for job_id in list(pending):
+                    data = (await (await client.get(f"/api/job/{job_id}")).json())["data"]
+                    if data["state"] in ("completed", "failed"):
+                        pending.discard(job_id)
+                        states[data["state"]] = states.get(data["state"], 0) + 1
+                        latencies.append(time.perf_counter() - submitted[job_id])
+                await asyncio.sleep(0.05)
+            elapsed = time.perf_counter() - start
+            return {
+                "seconds": elapsed,
+                "states": states,
+                "latency_median": statistics.median(latencies),
+                "rss_start_mib": rss_start,
+                "rss_end_mib": chromium_rss_mib(),
+            }
+        finally:
+            await client.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=40, help="items per platform")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    async with FixtureSite() as site:
+        items = pick_items(site, args.items)
+        base = await baseline(site, items)
+        full = await through_api(site, items, args.workers)
+    n = len(items)
+    report = {
+        "items": n,
+        "workers": args.workers,
+        "baseline_plain_get_s_per_item": round(base / n, 4),
+        "api_s_per_item": round(full["seconds"] / n, 4),
+        "api_items_per_s": round(n / full["seconds"], 2),
+        "ratio_api_to_plain_get": round(full["seconds"] / base, 1),
+        "median_job_latency_s": round(full["latency_median"], 3),
+        "states": full["states"],
+        "chromium_rss_mib": {"start": round(full["rss_start_mib"]), "end": round(full["rss_end_mib"])},
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
