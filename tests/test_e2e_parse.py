@@ -161,3 +161,38 @@ def test_fixture_dataset_is_the_cli_output(dataset: dict[str, Any], tmp_path: Pa
     )
     printed = json.loads(shown.stdout)
     assert [a["profile_url"] for a in printed["accounts"]] == [a["profile_url"] for a in dataset["accounts"]]
+
+
+async def test_jobs_survive_a_restart_and_a_dead_worker(
+    site: FixtureSite, dataset: dict[str, Any], tmp_path: Path
+) -> None:
+    """Accepted while no worker runs, one job orphaned by a 'crashed' worker: both complete after restart."""
+    from datetime import timedelta
+
+    from server.keys import QUEUE
+
+    [(_, first), (_, second)] = items_where(dataset, platform="tiktok", state="public", kind="video")[:2]
+    api_only = Settings(data_dir=tmp_path, role="api", lease=timedelta(seconds=1))
+    app = create_app(api_only, on_first_token=lambda token, info: None)
+    api_client = TestClient(TestServer(app))
+    await api_client.start_server()
+    token, _ = await app[TOKENS].create(name="restart", credits=100)
+    queued = await submit(api_client, token, "tiktok", first["url"])
+    orphaned = await submit(api_client, token, "tiktok", second["url"])
+    claimed = await app[QUEUE].claim("worker-that-dies")
+    assert claimed is not None and claimed.id == queued  # oldest first; it now "crashes" holding the lease
+    await api_client.close()
+
+    full = Settings(
+        data_dir=tmp_path, lease=timedelta(seconds=1), workers=1, recover_every=timedelta(seconds=1)
+    )
+    browser = load_browser_settings().with_fixture(site.address, site.spki_sha256)
+    restarted = TestClient(TestServer(create_app(full, browser=browser, on_first_token=lambda t, i: None)))
+    await restarted.start_server()
+    try:
+        for job_id, item in ((queued, first), (orphaned, second)):
+            job = await poll_job(restarted, job_id)
+            assert job["state"] == "completed", job
+            assert job["result"]["video_id"] == item["id"]
+    finally:
+        await restarted.close()
