@@ -18,7 +18,7 @@ from server.auth import RATE_LIMITER, RateLimiter
 from server.keys import ENGINE, POOL, QUEUE, SETTINGS, TOKENS, WAKEUP
 from server.middleware import json_errors
 from server.queue import JobQueue
-from server.routes import health, jobs
+from server.routes import admin, health, jobs
 from server.scheduler import build_scheduler
 from server.settings import Settings
 from server.tokens import TokenInfo, TokenStore
@@ -48,6 +48,7 @@ def create_app(
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
     health.add_routes(app)
     jobs.add_routes(app)
+    admin.add_routes(app)
     app.cleanup_ctx.append(_database(on_first_token))
     if settings.role != "api":
         if settings.offline:

@@ -208,3 +208,33 @@ async def test_request_rate_limit_is_429(api: Api) -> None:
         response = await api.client.post("/api/video/parse", json={}, headers=api.auth())
         statuses.append(response.status)
     assert statuses.count(429) == 5
+
+
+async def test_admin_routes_need_an_admin_token(api: Api) -> None:
+    tokens = api.client.app[TOKENS]
+    admin_token, _ = await tokens.create(name="root", unlimited=True, admin=True)
+    denied = await api.client.get("/api/admin/tokens", headers=api.auth())
+    assert denied.status == 403
+    created = await api.client.post(
+        "/api/admin/tokens", json={"name": "bob", "credits": 30}, headers=api.auth(admin_token)
+    )
+    body = (await created.json())["data"]
+    assert created.status == 200 and body["token"].startswith("sv_") and body["credits"] == 30
+    topped = await api.client.post(
+        f"/api/admin/tokens/{body['id']}/topup", json={"amount": 20}, headers=api.auth(admin_token)
+    )
+    assert (await topped.json())["data"]["credits"] == 50
+    banned = await api.client.post("/api/admin/tokens/bob/ban", headers=api.auth(admin_token))
+    assert (await banned.json())["data"]["banned"] is True
+    blocked = await api.client.post(
+        "/api/video/parse", json={"url": DOUYIN_VIDEO}, headers=api.auth(body["token"])
+    )
+    assert blocked.status == 403
+    listed = await (await api.client.get("/api/admin/tokens", headers=api.auth(admin_token))).json()
+    assert body["token"] not in str(listed) and {t["name"] for t in listed["data"]} >= {"bob", "root"}
+    bad = await api.client.post(
+        "/api/admin/tokens", json={"name": "x", "credits": -1}, headers=api.auth(admin_token)
+    )
+    assert bad.status == 400
+    missing = await api.client.post("/api/admin/tokens/nobody/ban", headers=api.auth(admin_token))
+    assert missing.status == 404

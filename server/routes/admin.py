@@ -1,0 +1,87 @@
+"""Admin routes (ours): manage tokens over HTTP with an admin token, like ``shortvid token``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from server.auth import authenticate
+from server.body import json_object
+from server.error_map import ApiError, bad_request
+from server.keys import TOKENS
+from server.tokens import TokenInfo
+
+ADMIN_ONLY = "Forbidden: this route needs an admin token."
+
+
+async def _admin(request: web.Request) -> None:
+    if not (await authenticate(request)).is_admin:
+        raise ApiError(403, ADMIN_ONLY)
+
+
+def _int_field(body: dict[str, Any], name: str, *, minimum: int | None = None) -> int:
+    value = body.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise bad_request(f'"{name}" must be an integer.')
+    if minimum is not None and value < minimum:
+        raise bad_request(f'"{name}" must be at least {minimum}.')
+    return value
+
+
+async def _target(request: web.Request) -> TokenInfo:
+    info = await request.app[TOKENS].find(request.match_info["ref"])
+    if info is None:
+        raise ApiError(404, "Token not found")
+    return info
+
+
+def _ok(data: object) -> web.Response:
+    return web.json_response({"success": True, "data": data})
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    await _admin(request)
+    return _ok([t.to_json() for t in await request.app[TOKENS].list()])
+
+
+async def create_token(request: web.Request) -> web.Response:
+    await _admin(request)
+    body = await json_object(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
+        raise bad_request('"name" must be a string of 1 to 100 characters.')
+    unlimited = body.get("unlimited") is True
+    credits = 0 if unlimited else _int_field(body, "credits", minimum=0)
+    token, info = await request.app[TOKENS].create(
+        name=name.strip(), credits=credits, unlimited=unlimited, admin=body.get("admin") is True
+    )
+    return _ok({"token": token, **info.to_json()})
+
+
+async def topup(request: web.Request) -> web.Response:
+    await _admin(request)
+    target = await _target(request)
+    amount = _int_field(await json_object(request), "amount")
+    try:
+        info = await request.app[TOKENS].topup(target.id, amount)
+    except LookupError as exc:
+        raise bad_request(f"{exc}.") from exc
+    return _ok(info.to_json())
+
+
+def set_banned(banned: bool) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        await _admin(request)
+        target = await _target(request)
+        return _ok((await request.app[TOKENS].set_banned(target.id, banned)).to_json())
+
+    return handler
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/admin/tokens", list_tokens)
+    app.router.add_post("/api/admin/tokens", create_token)
+    app.router.add_post("/api/admin/tokens/{ref}/topup", topup)
+    app.router.add_post("/api/admin/tokens/{ref}/ban", set_banned(True))
+    app.router.add_post("/api/admin/tokens/{ref}/unban", set_banned(False))
