@@ -29,6 +29,10 @@ def normalize_url(url: str) -> str:
     return url
 
 
+#: Execution option marking a session that only reads (a deferred transaction on SQLite).
+READ_ONLY = "shortvid_read_only"
+
+
 def _tune_sqlite(engine: AsyncEngine) -> None:
     """WAL, a busy timeout, and BEGIN IMMEDIATE.
 
@@ -49,7 +53,9 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (job polling, token lookup) must not queue behind writers: WAL lets them read.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -65,6 +71,18 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep attributes after commit (rows are handed to the API layer)."""
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads only; on SQLite they never take the write lock."""
+    return async_sessionmaker(
+        engine.execution_options(**{READ_ONLY: True}), class_=AsyncSession, expire_on_commit=False
+    )
+
+
+def read_sessions(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """The read-only twin of a session factory (same engine and pool)."""
+    return read_session_factory(sessions.kw["bind"])
 
 
 async def create_schema(engine: AsyncEngine) -> None:

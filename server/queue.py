@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from models.db import read_sessions
 from models.tables import ApiToken, Job, JobState
 from models.types import utcnow
 
@@ -62,6 +63,7 @@ class JobQueue:
         result_ttl: timedelta,
     ) -> None:
         self._sessions = sessions
+        self._reads = read_sessions(sessions)
         self.lease = lease
         self.result_ttl = result_ttl
 
@@ -262,11 +264,11 @@ class JobQueue:
         return len(rows)
 
     async def get(self, job_id: str) -> Job | None:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await session.get(Job, job_id)
 
     async def counts(self) -> QueueCounts:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.execute(select(Job.state, func.count()).group_by(Job.state))).all()
         return QueueCounts({str(state): int(n) for state, n in rows})
 

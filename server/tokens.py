@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from models.db import read_sessions
 from models.tables import ApiToken
 from models.types import utcnow
 
@@ -78,6 +79,7 @@ class TokenStore:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._reads = read_sessions(sessions)
 
     async def create(
         self, *, name: str, credits: int = 0, unlimited: bool = False, admin: bool = False
@@ -99,17 +101,17 @@ class TokenStore:
         return token, TokenInfo.of(row)
 
     async def count(self) -> int:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return int((await session.execute(select(func.count()).select_from(ApiToken))).scalar_one())
 
     async def list(self) -> list[TokenInfo]:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.execute(select(ApiToken).order_by(ApiToken.id))).scalars().all()
             return [TokenInfo.of(r) for r in rows]
 
     async def lookup(self, token: str) -> TokenInfo | None:
         """The token's row, or None when unknown."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             row = (
                 await session.execute(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
             ).scalar_one_or_none()
