@@ -13,6 +13,7 @@ setup: $(STAMP)
 	@bash scripts/ensure-chromium.sh $(PY)
 
 $(STAMP): pyproject.toml
+	@python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shortvid needs Python 3.11 or newer")'
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

@@ -35,7 +35,7 @@ class ApiToken(SQLModel, table=True):
     __tablename__ = "api_tokens"
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=100)
+    name: str = Field(max_length=100, unique=True)
     token_hash: str = Field(max_length=64, unique=True, index=True)
     token_prefix: str = Field(max_length=16)
     credits: int = Field(default=0)

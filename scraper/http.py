@@ -53,6 +53,21 @@ class PlatformOnlyResolver(AbstractResolver):
             await self._default.close()
 
 
+class PlatformOnlyConnector(aiohttp.TCPConnector):
+    """Refuses every connection to a non-platform host, IP literals and redirect hops included.
+
+    aiohttp skips the resolver for IP literals and follows redirects on its own,
+    so the resolver alone is not a boundary; every connection attempt passes here.
+    """
+
+    async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109 (aiohttp signature)
+        if not host_allowed(req.url.host):
+            raise aiohttp.ClientConnectionError(
+                f"refusing to connect to {req.url.host!r}: only Douyin and TikTok hosts may be fetched"
+            )
+        return await super().connect(req, traces, timeout)
+
+
 def client_ssl_context(ca_file: Path | None = None) -> ssl.SSLContext:
     """System trust, plus the fixture site's test CA when ``ca_file`` is given."""
     context = ssl.create_default_context()
@@ -69,7 +84,7 @@ def platform_http_session(
     **kwargs: Any,
 ) -> aiohttp.ClientSession:
     """An aiohttp session that can only reach platform hosts (through the mapping, if any)."""
-    connector = aiohttp.TCPConnector(
+    connector = PlatformOnlyConnector(
         resolver=PlatformOnlyResolver(map_to),
         ssl=client_ssl_context(ca_file),
         limit=32,

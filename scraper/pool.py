@@ -19,7 +19,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from scraper.config import BrowserSettings
-from scraper.errors import BrowserCrashed, NetworkError, ScraperError, ScrapeTimeout
+from scraper.errors import Blocked, BrowserCrashed, NetworkError, ScraperError, ScrapeTimeout
 from scraper.session import Session
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,16 @@ def translate_playwright_error(error: Exception) -> ScraperError:
     if any(marker in text for marker in _NETWORK_MARKERS):
         return NetworkError(f"network error: {text.splitlines()[0]}")
     return BrowserCrashed(f"browser error: {text.splitlines()[0]}")
+
+
+def _record_failure(session: Session, error: ScraperError) -> None:
+    """Count a failure against the session; a block or a crash retires the identity at once."""
+    if not error.retryable:
+        return  # not found, private...: the platform answered; the session is fine
+    session.errors += 1
+    session.last_error = error.code
+    if isinstance(error, (Blocked, BrowserCrashed)):
+        session.retire_requested = True
 
 
 class BrowserPool:
@@ -142,24 +152,29 @@ class BrowserPool:
             try:
                 yield session
             except ScraperError as exc:
-                if exc.retryable:
-                    session.errors += 1
-                    session.last_error = exc.code
+                _record_failure(session, exc)
                 raise
             except PlaywrightError as exc:
                 error = translate_playwright_error(exc)
-                session.errors += 1
-                session.last_error = error.code
+                _record_failure(session, error)
                 raise error from exc
         finally:
             self._busy.discard(session)
+            if session.worn_out():
+                try:
+                    session = await self._fresh(session)
+                except Exception:  # browser gone: the next lease relaunches and replaces it
+                    log.debug("could not replace a retired session now", exc_info=True)
             self._idle.put_nowait(session)
 
     async def maintain(self) -> None:
         """Periodic duty: relaunch a dead browser, replace idle worn-out sessions."""
         await self._ensure_browser()
         for _ in range(self._idle.qsize()):
-            session = self._idle.get_nowait()
+            try:
+                session = self._idle.get_nowait()
+            except asyncio.QueueEmpty:  # leased meanwhile
+                return
             try:
                 session = await self._fresh(session)
             finally:

@@ -43,16 +43,16 @@ async def resolve_short(session: Session, parsed: ParsedUrl) -> ParsedUrl:
 
 async def fetch_item(session: Session, parsed: ParsedUrl) -> Video:
     """Run the platform's routes in order until one yields the item."""
-    last: ScraperError | None = None
+    failures: list[ScraperError] = []
     for route in ITEM_ROUTES[parsed.platform]:
         try:
             capture = await load(session, route.page_url(parsed), route.spec)
             return route.normalize(route.read(capture))
         except _FALL_THROUGH as exc:
             log.info("route %s failed: %s", route.name, exc, extra={"route": route.name, "code": exc.code})
-            last = exc
-    assert last is not None
-    raise last
+            failures.append(exc)
+    # A block on any route means another session may succeed: report that, so the job is retried.
+    raise next((e for e in failures if e.retryable), failures[-1])
 
 
 async def parse_video(pool: BrowserPool, parsed: ParsedUrl) -> dict[str, Any]:

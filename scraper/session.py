@@ -16,6 +16,8 @@ from scraper.hosts import host_allowed
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
+#: Retryable errors (timeouts, network) a session may collect before it is replaced.
+MAX_ERRORS = 3
 
 
 def should_abort(url: str, resource_type: str, blocked_types: frozenset[str]) -> bool:
@@ -41,6 +43,7 @@ class Session:
         self.errors = 0
         self.last_error: str | None = None
         self.aborted_requests = 0
+        self.retire_requested = False
 
     @classmethod
     async def create(cls, browser: Browser, settings: BrowserSettings, generation: int) -> Session:
@@ -72,8 +75,13 @@ class Session:
         return time.monotonic() - self.created
 
     def worn_out(self) -> bool:
-        """Past its use or age budget: retire it and make a fresh identity."""
-        return self.uses >= self.settings.session_max_uses or self.age >= self.settings.session_max_age
+        """Past its use, age or error budget: retire it and make a fresh identity."""
+        return (
+            self.retire_requested
+            or self.errors >= MAX_ERRORS
+            or self.uses >= self.settings.session_max_uses
+            or self.age >= self.settings.session_max_age
+        )
 
     @asynccontextmanager
     async def page(self, *, user_agent: str | None = None) -> AsyncIterator[Page]:

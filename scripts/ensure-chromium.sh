@@ -7,6 +7,10 @@ exe=$("$PY" -c 'from scraper.config import load_browser_settings as l; print(l()
 if [ -n "$exe" ] && [ -x "$exe" ]; then
     exit 0
 fi
+if [ -n "$exe" ] && [ "$exe" != /usr/bin/chromium ]; then
+    echo "playwright.config (or SHORTVID_EXECUTABLE_PATH) names $exe, which does not exist; fix the path" >&2
+    exit 1
+fi
 if [ -z "$exe" ] && ls "${PLAYWRIGHT_BROWSERS_PATH:-$HOME/.cache/ms-playwright}"/chromium-*/chrome-linux*/chrome >/dev/null 2>&1; then
     exit 0
 fi

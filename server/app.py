@@ -31,7 +31,12 @@ BROWSER = web.AppKey("browser_settings", BrowserSettings)
 
 
 def _log_first_token(token: str, info: TokenInfo) -> None:
-    log.warning("no API tokens existed; created admin token %r (shown once): %s", info.name, token)
+    log.warning(
+        "no API tokens existed; created admin token %r (%s...). Run `shortvid serve` to have it printed,"
+        " or create one with `shortvid token create`.",
+        info.name,
+        info.token_prefix,
+    )
 
 
 def create_app(

@@ -17,7 +17,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise bad_request('Missing JSON body. Send {"url": "..."} with Content-Type: application/json.')
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise bad_request(
             f'Malformed JSON body: {exc}. Send a JSON object such as {{"url": "..."}}.'
         ) from exc

@@ -106,7 +106,10 @@ class JobQueue:
                     ApiToken.banned == False,  # noqa: E712
                     (ApiToken.unlimited == True) | (ApiToken.credits >= cost),  # noqa: E712
                 )
-                .values(credits=case((ApiToken.unlimited, ApiToken.credits), else_=ApiToken.credits - cost))
+                .values(
+                    credits=case((ApiToken.unlimited, ApiToken.credits), else_=ApiToken.credits - cost),
+                    last_used_at=utcnow(),
+                )
                 .returning(ApiToken.unlimited)
             )
         ).first()
@@ -188,6 +191,20 @@ class JobQueue:
             worker_id=None,
             locked_until=None,
             run_at=now + delay,
+            updated_at=now,
+        )
+
+    async def release(self, job_id: str, worker_id: str) -> bool:
+        """Give a job back untouched (the worker is stopping): waiting again, the attempt not counted."""
+        now = utcnow()
+        return await self._owned_update(
+            job_id,
+            worker_id,
+            state=JobState.WAITING,
+            worker_id=None,
+            locked_until=None,
+            attempts=Job.attempts - 1,
+            run_at=now,
             updated_at=now,
         )
 

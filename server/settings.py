@@ -50,6 +50,12 @@ class Settings:
     costs: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_COSTS))
     worker_name: str = ""
 
+    def __post_init__(self) -> None:
+        if self.heartbeat >= self.lease:
+            raise ValueError("the heartbeat interval must be shorter than the lease")
+        if self.workers < 1 and self.role != "api":
+            raise ValueError("workers must be at least 1")
+
     @property
     def resolved_database_url(self) -> str:
         from models.db import sqlite_url

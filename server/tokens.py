@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.db import read_sessions
 from models.tables import ApiToken
-from models.types import utcnow
 
 TOKEN_PREFIX = "sv_"  # noqa: S105  (a marker, not a secret)
 
@@ -96,8 +96,11 @@ class TokenStore:
             unlimited=unlimited,
             is_admin=admin,
         )
-        async with self._sessions() as session, session.begin():
-            session.add(row)
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(row)
+        except IntegrityError as exc:
+            raise ValueError(f"a token named {name!r} already exists; pick another name") from exc
         return token, TokenInfo.of(row)
 
     async def count(self) -> int:
@@ -118,10 +121,16 @@ class TokenStore:
             return TokenInfo.of(row) if row else None
 
     async def find(self, ref: str) -> TokenInfo | None:
-        """Find by id, exact name, or printed prefix (for the admin CLI)."""
-        for info in await self.list():
-            if ref in (str(info.id), info.name, info.token_prefix):
-                return info
+        """Find by exact name, else id, else printed prefix (names are unique; ids never clash with them
+        because an all-digit name is looked up as a name first)."""
+        tokens = await self.list()
+        for matches in (
+            [t for t in tokens if t.name == ref],
+            [t for t in tokens if str(t.id) == ref],
+            [t for t in tokens if t.token_prefix == ref],
+        ):
+            if matches:
+                return matches[0]
         return None
 
     async def topup(self, token_id: int, amount: int) -> TokenInfo:
@@ -143,10 +152,6 @@ class TokenStore:
 
     async def set_banned(self, token_id: int, banned: bool) -> TokenInfo:
         return await self._set(token_id, banned=banned)
-
-    async def touch(self, token_id: int) -> None:
-        """Record use (best effort, outside the charge transaction)."""
-        await self._set(token_id, last_used_at=utcnow())
 
     async def _set(self, token_id: int, **values: object) -> TokenInfo:
         async with self._sessions() as session, session.begin():

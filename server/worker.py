@@ -65,7 +65,15 @@ class Worker:
             if job is None:
                 await self._idle()
                 continue
-            await self.process(job)
+            try:
+                await self.process(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The outcome could not be recorded (database down?): the lease will expire and
+                # recovery takes the job up again; this loop must live on.
+                log.exception("could not record the outcome of a job", extra={"job": job.id})
+                await asyncio.sleep(self.settings.poll_interval.total_seconds())
 
     async def _idle(self) -> None:
         self.wakeup.clear()
@@ -86,9 +94,14 @@ class Worker:
         try:
             result = await work
         except asyncio.CancelledError:
-            if beat.done() and beat.result() is False:
+            current = asyncio.current_task()
+            shutting_down = current is not None and current.cancelling() > 0
+            if not shutting_down and beat.done() and not beat.cancelled() and beat.result() is False:
                 log.warning("lease lost; abandoning job", extra={"job": job.id})
                 return
+            # Stopping (restart, deploy): hand the job back at once, without spending an attempt.
+            await asyncio.shield(self.queue.release(job.id, self.name))
+            log.info("job released at shutdown", extra={"job": job.id})
             raise
         except Exception as exc:
             await self._on_error(job, exc)

@@ -32,7 +32,7 @@ class Api:
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     first: list[str] = []
-    settings = Settings(data_dir=tmp_path, role="api", rate_limit_per_minute=50, max_body_bytes=4096)
+    settings = Settings(data_dir=tmp_path, role="api", rate_limit_per_minute=50, max_body_bytes=16384)
     app = create_app(settings, on_first_token=lambda token, info: first.append(token))
     client = TestClient(TestServer(app))
     await client.start_server()
@@ -132,7 +132,7 @@ async def test_rejected_input_costs_nothing(api: Api) -> None:
 
 async def test_body_over_the_limit_is_413(api: Api) -> None:
     response = await api.client.post(
-        "/api/video/parse", json={"url": DOUYIN_VIDEO, "pad": "x" * 10_000}, headers=api.auth()
+        "/api/video/parse", json={"url": DOUYIN_VIDEO, "pad": "x" * 20_000}, headers=api.auth()
     )
     assert response.status == 413
     assert "too large" in (await response.json())["error"]
@@ -238,3 +238,15 @@ async def test_admin_routes_need_an_admin_token(api: Api) -> None:
     assert bad.status == 400
     missing = await api.client.post("/api/admin/tokens/nobody/ban", headers=api.auth(admin_token))
     assert missing.status == 404
+
+
+async def test_share_text_stores_only_its_url_and_deep_json_is_400(api: Api) -> None:
+    text = "长文案 " * 600 + "https://v.douyin.com/iRNBho6u/ 07/20 ZzG:/"
+    response = await api.client.post("/api/video/parse", json={"url": text}, headers=api.auth())
+    job_id = (await response.json())["data"]["jobId"]
+    poll = await (await api.client.get(f"/api/job/{job_id}")).json()
+    assert poll["data"]["data"]["url"] == "https://v.douyin.com/iRNBho6u/"
+    deep = await api.client.post(
+        "/api/video/parse", data=b"[" * 3000, headers={**api.auth(), "Content-Type": "application/json"}
+    )
+    assert deep.status in (400, 413)

@@ -5,6 +5,7 @@ The fixture dataset (``shortvid fixtures show``) is the truth every result is co
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ async def client(site: FixtureSite, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture
 async def token(client: TestClient) -> str:
-    value, _ = await client.app[TOKENS].create(name="e2e", credits=1000)
+    value, _ = await client.app[TOKENS].create(name=f"e2e-{uuid.uuid4().hex[:8]}", credits=1000)
     return value
 
 
@@ -172,7 +173,9 @@ async def test_jobs_survive_a_restart_and_a_dead_worker(
     from server.keys import QUEUE
 
     [(_, first), (_, second)] = items_where(dataset, platform="tiktok", state="public", kind="video")[:2]
-    api_only = Settings(data_dir=tmp_path, role="api", lease=timedelta(seconds=1))
+    api_only = Settings(
+        data_dir=tmp_path, role="api", lease=timedelta(seconds=1), heartbeat=timedelta(seconds=0.3)
+    )
     app = create_app(api_only, on_first_token=lambda token, info: None)
     api_client = TestClient(TestServer(app))
     await api_client.start_server()
@@ -184,7 +187,11 @@ async def test_jobs_survive_a_restart_and_a_dead_worker(
     await api_client.close()
 
     full = Settings(
-        data_dir=tmp_path, lease=timedelta(seconds=1), workers=1, recover_every=timedelta(seconds=1)
+        data_dir=tmp_path,
+        lease=timedelta(seconds=1),
+        heartbeat=timedelta(seconds=0.3),
+        workers=1,
+        recover_every=timedelta(seconds=1),
     )
     browser = load_browser_settings().with_fixture(site.address, site.spki_sha256)
     restarted = TestClient(TestServer(create_app(full, browser=browser, on_first_token=lambda t, i: None)))

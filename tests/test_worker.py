@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -152,3 +153,64 @@ async def test_lost_lease_abandons_work_without_overwriting(engine: AsyncEngine)
 def test_backoff_doubles_and_caps() -> None:
     settings = Settings(retry_base=timedelta(seconds=2), retry_cap=timedelta(seconds=10))
     assert [backoff(settings, n).total_seconds() for n in (1, 2, 3, 4, 5)] == [2, 4, 8, 10, 10]
+
+
+async def test_shutdown_hands_the_running_job_back_without_spending_an_attempt(engine: AsyncEngine) -> None:
+    started = asyncio.Event()
+
+    async def slow(pool: Any, job: Job) -> dict[str, Any]:
+        started.set()
+        await asyncio.sleep(3600)
+        return {}
+
+    queue, _, worker, job_id = await _setup(engine, slow)
+    task = asyncio.create_task(worker.run())
+    await started.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    job = await queue.get(job_id)
+    assert job is not None and job.state == JobState.WAITING and job.attempts == 0 and job.worker_id is None
+    assert (await queue.claim("next")) is not None
+
+
+async def test_a_database_error_while_finishing_does_not_kill_the_loop(engine: AsyncEngine) -> None:
+    async def ok(pool: Any, job: Job) -> dict[str, Any]:
+        return {"ok": True}
+
+    queue, _, worker, first_id = await _setup(engine, ok)
+    real_complete = queue.complete
+    failures = [RuntimeError("database went away")]
+
+    async def flaky_complete(*args: Any, **kwargs: Any) -> bool:
+        if failures:
+            raise failures.pop()
+        return await real_complete(*args, **kwargs)
+
+    queue.complete = flaky_complete  # type: ignore[method-assign]
+    task = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(10):
+            while failures:
+                await asyncio.sleep(0.02)
+        second = await queue.enqueue(
+            token_id=None,
+            job_type="test",
+            platform="douyin",
+            url="https://www.douyin.com/video/71234567891",
+            payload={},
+            cost=0,
+            max_attempts=3,
+        )
+        async with asyncio.timeout(10):
+            while (job := await queue.get(second.id)) is not None and job.state != JobState.COMPLETED:
+                await asyncio.sleep(0.02)
+        assert not task.done()
+        stuck = await queue.get(first_id)
+        assert (
+            stuck is not None and stuck.state == JobState.ACTIVE
+        )  # recovery takes it up when the lease expires
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

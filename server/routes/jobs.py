@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -12,11 +11,11 @@ from aiohttp import web
 from models.tables import Job, JobState
 from scraper.errors import ScraperError
 from scraper.hosts import Platform
-from scraper.urls import Kind, classify, require
+from scraper.urls import Kind, classify, find_url, require
 from server.auth import BANNED, authenticate, insufficient_credits
 from server.body import json_object, required_url
 from server.error_map import ApiError, http_error_for
-from server.keys import QUEUE, SETTINGS, TOKENS, WAKEUP
+from server.keys import QUEUE, SETTINGS, WAKEUP
 from server.queue import InsufficientCredits, TokenBanned, TokenGone
 
 RESULT_MESSAGE = "Job queued. Poll GET /api/job/:jobId for result."
@@ -62,7 +61,7 @@ def submit_handler(route: JobRoute) -> Any:
                 token_id=token.id,
                 job_type=route.job_type,
                 platform=route.platform,
-                url=url.strip(),
+                url=find_url(url),
                 payload={"canonical_url": parsed.canonical_url, "kind": parsed.kind},
                 cost=cost,
                 max_attempts=settings.max_attempts,
@@ -74,7 +73,6 @@ def submit_handler(route: JobRoute) -> Any:
         except TokenGone as exc:
             raise ApiError(401, "Unauthorized: this token no longer exists.") from exc
         request.app[WAKEUP].set()
-        asyncio.get_running_loop().create_task(request.app[TOKENS].touch(token.id))
         return web.json_response({"success": True, "data": {"jobId": job.id, "message": route.message}})
 
     return handler
