@@ -12,12 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from scraper import normalize, page_data
+from scraper.channel import ChannelRoute, missing_account
 from scraper.errors import LayoutChanged
-from scraper.loader import Capture, LoadSpec
+from scraper.loader import Capture, LivePage, LoadSpec
+from scraper.normalize import Profile
 from scraper.routes import ItemRoute
 from scraper.urls import ParsedUrl
 
 DETAIL_XHR_PATH = "/aweme/v1/web/aweme/detail/"
+POST_XHR_PATH = "/aweme/v1/web/aweme/post/"
+PROFILE_XHR_PATH = "/aweme/v1/web/user/profile/other/"
 ROUTER_DATA_READY = (
     "() => { const d = window._ROUTER_DATA && window._ROUTER_DATA.loaderData;"
     " return !!d && Object.values(d).some(v => v && v.videoInfoRes); }"
@@ -46,6 +50,14 @@ def read_share_page(capture: Capture) -> dict[str, Any]:
     return normalize.douyin_share_aweme(data, url=capture.url)
 
 
+async def read_profile(live: LivePage) -> Profile:
+    """The profile XHR the user page sends (``user`` null with a status code: no such account)."""
+    payload = await live.next_json(PROFILE_XHR_PATH)
+    if isinstance(payload, dict) and payload.get("user") is None and payload.get("status_code"):
+        raise missing_account(live.page.url)
+    return normalize.douyin_profile(payload, url=live.page.url)
+
+
 ITEM_ROUTES: tuple[ItemRoute, ...] = (
     ItemRoute(
         name="douyin.web_detail",
@@ -61,4 +73,13 @@ ITEM_ROUTES: tuple[ItemRoute, ...] = (
         read=read_share_page,
         normalize=normalize.douyin_aweme,
     ),
+)
+
+CHANNEL_ROUTE = ChannelRoute(
+    name="douyin.user_page",
+    page_url=lambda parsed: parsed.canonical_url,
+    posts_xhr=POST_XHR_PATH,
+    extra_xhrs=(PROFILE_XHR_PATH,),
+    read_profile=read_profile,
+    read_posts=normalize.douyin_post_page,
 )

@@ -1,9 +1,9 @@
 """The shared mechanism: load a platform page in a session and take its data.
 
 Data arrives one of two ways, both produced by the site itself: hydration JSON
-in the document (read once a DOM predicate holds) or a JSON XHR the page's own
-JavaScript signs and sends (read from the intercepted response). Platform
-modules only say which URL, which predicate or XHR path, and how to read it.
+in the document (read once a DOM predicate holds) or JSON XHRs the page's own
+JavaScript signs and sends (read from the intercepted responses). Platform
+modules only say which URL, which predicate or XHR paths, and how to read them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,8 @@ from scraper.pool import translate_playwright_error
 from scraper.session import Session
 
 log = logging.getLogger(__name__)
+
+XhrReply = tuple[int, bytes, dict[str, str], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,19 +49,19 @@ class LoadSpec:
     mobile: bool = False
 
 
-class _XhrCatcher:
-    """Keeps the first response whose path is ``path``, with its body read at once."""
+class XhrStream:
+    """Every response whose path is ``path``, in arrival order, each body read at once."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.result: asyncio.Future[tuple[int, bytes, dict[str, str], str]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        self.replies: asyncio.Queue[XhrReply | BaseException] = asyncio.Queue()
+        self.seen = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_response(self, response: Response) -> None:
-        if self.result.done() or urlsplit(response.url).path != self.path:
+        if urlsplit(response.url).path != self.path:
             return
+        self.seen += 1
         task = asyncio.get_running_loop().create_task(self._read(response))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -68,11 +71,70 @@ class _XhrCatcher:
             body = await response.body()
         except Exception as exc:  # the page navigated away before we read it
             log.debug("could not read XHR body", exc_info=True)
-            if not self.result.done():
-                self.result.set_exception(Blocked(f"XHR {self.path} was cut off: {exc}"))
+            self.replies.put_nowait(Blocked(f"XHR {self.path} was cut off: {exc}"))
             return
-        if not self.result.done():
-            self.result.set_result((response.status, body, await response.all_headers(), response.url))
+        self.replies.put_nowait((response.status, body, await response.all_headers(), response.url))
+
+    async def next_json(self) -> Any:
+        """The next response's JSON; a block answer (empty body, 403, 429, HTML) raises."""
+        reply = await self.replies.get()
+        if isinstance(reply, BaseException):
+            raise reply
+        return parse_xhr(*reply)
+
+
+class LivePage:
+    """A loaded page we keep talking to: wait for data, read XHR streams, scroll for more."""
+
+    def __init__(self, page: Page, session: Session, streams: dict[str, XhrStream]) -> None:
+        self.page = page
+        self.session = session
+        self.streams = streams
+
+    @property
+    def data_timeout(self) -> float:
+        return self.session.settings.data_timeout
+
+    async def next_json(self, path: str) -> Any:
+        """The next response of the XHR ``path``; explains the page if none comes in time."""
+        try:
+            async with asyncio.timeout(self.data_timeout):
+                return await self.streams[path].next_json()
+        except TimeoutError:
+            raise await diagnose(self.page) from None
+
+    async def poll_json(self, path: str, seconds: float) -> Any | None:
+        """The next response of ``path`` if one arrives within ``seconds``, else None."""
+        try:
+            async with asyncio.timeout(seconds):
+                return await self.streams[path].next_json()
+        except TimeoutError:
+            return None
+
+    async def wait_ready(self, predicate: str) -> None:
+        """Wait until the JavaScript ``predicate`` holds (checked once before polling)."""
+        if await _holds(self.page, predicate):
+            return
+        waiter = asyncio.ensure_future(self.page.wait_for_function(predicate, timeout=0))
+        try:
+            async with asyncio.timeout(self.data_timeout):
+                await waiter
+        except TimeoutError:
+            raise await diagnose(self.page) from None
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+                with contextlib.suppress(BaseException):
+                    await waiter
+
+    async def scroll_to_bottom(self) -> None:
+        """Scroll as a reader would, so the page's own code loads the next page of posts."""
+        await self.page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+
+    async def capture(self, xhr: Any | None = None) -> Capture:
+        return Capture(
+            url=self.page.url, title=await self.page.title(), html=await self.page.content(), xhr=xhr
+        )
 
 
 async def _goto(page: Page, url: str, seconds: float) -> None:
@@ -99,6 +161,20 @@ async def _goto(page: Page, url: str, seconds: float) -> None:
         page.remove_listener("request", remember)
 
 
+@contextlib.asynccontextmanager
+async def live_page(
+    session: Session, url: str, *, xhr_paths: Sequence[str] = (), mobile: bool = False
+) -> AsyncIterator[LivePage]:
+    """Open ``url`` in a new tab of ``session`` with the XHR paths intercepted from the start."""
+    user_agent = session.settings.mobile_user_agent if mobile else None
+    async with session.page(user_agent=user_agent) as page:
+        streams = {path: XhrStream(path) for path in xhr_paths}
+        for stream in streams.values():
+            page.on("response", stream.on_response)
+        await _goto(page, url, session.settings.navigation_timeout)
+        yield LivePage(page, session, streams)
+
+
 async def load(session: Session, url: str, spec: LoadSpec) -> Capture:
     """Load ``url`` in ``session`` and wait until ``spec`` is satisfied.
 
@@ -107,35 +183,12 @@ async def load(session: Session, url: str, spec: LoadSpec) -> Capture:
         LayoutChanged: the page settled without the data where we expect it.
         ScrapeTimeout: the page kept loading past the data timeout.
     """
-    settings = session.settings
-    user_agent = settings.mobile_user_agent if spec.mobile else None
-    async with session.page(user_agent=user_agent) as page:
-        catcher = _XhrCatcher(spec.xhr_path) if spec.xhr_path else None
-        if catcher:
-            page.on("response", catcher.on_response)
-        await _goto(page, url, settings.navigation_timeout)
-        waits: list[asyncio.Future[Any]] = []
-        if catcher:
-            waits.append(catcher.result)
-        if spec.ready_js and not await _holds(page, spec.ready_js):
-            waits.append(asyncio.ensure_future(page.wait_for_function(spec.ready_js, timeout=0)))
-        xhr: Any | None = None
-        try:
-            async with asyncio.timeout(settings.data_timeout):
-                for waiter in waits:
-                    await waiter
-        except TimeoutError:
-            raise await _diagnose(page, url) from None
-        finally:
-            for waiter in waits:
-                if not waiter.done():
-                    waiter.cancel()
-                    with contextlib.suppress(BaseException):
-                        await waiter
-        if catcher:
-            xhr = _parse_xhr(*catcher.result.result())
-        html = await page.content()
-        return Capture(url=page.url, title=await page.title(), html=html, xhr=xhr)
+    paths = [spec.xhr_path] if spec.xhr_path else []
+    async with live_page(session, url, xhr_paths=paths, mobile=spec.mobile) as live:
+        xhr = await live.next_json(spec.xhr_path) if spec.xhr_path else None
+        if spec.ready_js:
+            await live.wait_ready(spec.ready_js)
+        return await live.capture(xhr)
 
 
 async def _holds(page: Page, predicate: str) -> bool:
@@ -146,7 +199,8 @@ async def _holds(page: Page, predicate: str) -> bool:
         return False
 
 
-def _parse_xhr(status: int, body: bytes, headers: dict[str, str], url: str) -> Any:
+def parse_xhr(status: int, body: bytes, headers: dict[str, str], url: str) -> Any:
+    """An XHR body as JSON, or the block it really is."""
     reason = empty_api_body_reason(status, body, headers)
     if reason:
         raise (RateLimited if status == 429 else Blocked)(reason, url=url)
@@ -159,7 +213,7 @@ def _parse_xhr(status: int, body: bytes, headers: dict[str, str], url: str) -> A
         raise LayoutChanged(f"XHR {urlsplit(url).path} did not return JSON (HTTP {status})", url=url) from exc
 
 
-async def _diagnose(page: Page, url: str) -> Exception:
+async def diagnose(page: Page) -> Exception:
     """Explain a page that never delivered its data: block, layout change, or slowness."""
     try:
         html = await page.content()
@@ -168,11 +222,13 @@ async def _diagnose(page: Page, url: str) -> Exception:
         return translate_playwright_error(exc)
     reason = block_reason(html)
     if reason:
-        return Blocked(f"{reason} at {page.url}", url=url)
+        return Blocked(f"{reason} at {page.url}", url=page.url)
     title = page_title(html) or await page.title()
     if state == "complete":
         return LayoutChanged(
             f"the page loaded but its data was not found (layout changed?): {page.url} title={title!r}",
-            url=url,
+            url=page.url,
         )
-    return ScrapeTimeout(f"the page did not deliver its data in time: {page.url} title={title!r}", url=url)
+    return ScrapeTimeout(
+        f"the page did not deliver its data in time: {page.url} title={title!r}", url=page.url
+    )

@@ -798,6 +798,7 @@ class Profile:
 
     author: Author
     stats: dict[str, int | None]
+    private: bool = False
 
 
 def douyin_post_page(payload: JSON, *, url: str | None = None) -> PostPage:
@@ -835,7 +836,11 @@ def douyin_profile(payload: JSON, *, url: str | None = None) -> Profile:
     user = _dict(payload.get("user")) or next(iter(map(_dict, _list(payload.get("data")))), {})
     if not user:
         raise LayoutChanged("no user in the Douyin profile response", url=url)
-    return Profile(douyin_author(user), _profile_stats([user], _PROFILE_STAT_KEYS["douyin"]))
+    return Profile(
+        douyin_author(user),
+        _profile_stats([user], _PROFILE_STAT_KEYS["douyin"]),
+        private=bool(_int(user.get("secret"))),
+    )
 
 
 def tiktok_user_detail(scope: JSON, *, url: str | None = None) -> Profile:
@@ -849,4 +854,8 @@ def tiktok_user_detail(scope: JSON, *, url: str | None = None) -> Profile:
     if not user:
         raise LayoutChanged("TikTok user-detail has statusCode 0 but no userInfo.user", url=url)
     sources = [_dict(info.get("statsV2")), _dict(info.get("stats"))]
-    return Profile(tiktok_author(user), _profile_stats(sources, _PROFILE_STAT_KEYS["tiktok"]))
+    return Profile(
+        tiktok_author(user),
+        _profile_stats(sources, _PROFILE_STAT_KEYS["tiktok"]),
+        private=bool(user.get("privateAccount") or user.get("secret")),
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 from models.video import Video
 from scraper import douyin, tiktok
+from scraper.channel import ChannelQuery, ChannelRoute, list_channel
 from scraper.errors import Blocked, LayoutChanged, NotFound, ScraperError, ScrapeTimeout, WrongKind
 from scraper.hosts import Platform
 from scraper.loader import LoadSpec, load
@@ -55,6 +56,25 @@ async def fetch_item(session: Session, parsed: ParsedUrl) -> Video:
     raise next((e for e in failures if e.retryable), failures[-1])
 
 
+CHANNEL_ROUTES: dict[Platform, ChannelRoute] = {
+    "douyin": douyin.CHANNEL_ROUTE,
+    "tiktok": tiktok.CHANNEL_ROUTE,
+}
+
+
+async def list_videos(pool: BrowserPool, parsed: ParsedUrl, query: ChannelQuery) -> dict[str, Any]:
+    """A channel's posts per ``query`` (short links are followed first)."""
+    async with pool.session() as session:
+        if parsed.kind == "short":
+            parsed = await resolve_short(session, parsed)
+        if parsed.kind != "user":
+            raise WrongKind(
+                f"{parsed.canonical_url} is a {parsed.kind}, not a profile; use the video routes",
+                url=parsed.canonical_url,
+            )
+        return await list_channel(session, CHANNEL_ROUTES[parsed.platform], parsed, query)
+
+
 async def parse_video(pool: BrowserPool, parsed: ParsedUrl) -> dict[str, Any]:
     """A video or photo post's normalized result (short links are followed first)."""
     async with pool.session() as session:
@@ -67,3 +87,13 @@ async def parse_video(pool: BrowserPool, parsed: ParsedUrl) -> dict[str, Any]:
             )
         video = await fetch_item(session, parsed)
     return video.to_result()
+
+
+async def scrape_url(pool: BrowserPool, parsed: ParsedUrl, query: ChannelQuery) -> dict[str, Any]:
+    """Whatever the URL is: a post's result, or a channel's listing per ``query`` (for the CLI)."""
+    async with pool.session() as session:
+        if parsed.kind == "short":
+            parsed = await resolve_short(session, parsed)
+        if parsed.kind == "user":
+            return await list_channel(session, CHANNEL_ROUTES[parsed.platform], parsed, query)
+        return (await fetch_item(session, parsed)).to_result()

@@ -165,16 +165,22 @@ async def _browser(offline: bool) -> AsyncIterator[Any]:
 
 
 async def _parse(args: argparse.Namespace) -> int:
-    from scraper.service import parse_video
+    from scraper.channel import ChannelQuery
+    from scraper.service import scrape_url
+    from scraper.since import DEFAULT_TIMEZONES, BadChannelParameter, parse_count, parse_since, parse_timezone
     from scraper.urls import classify
 
     try:
         parsed = classify(args.url)
+        zone = parse_timezone(args.tz, DEFAULT_TIMEZONES[parsed.platform])
+        query = ChannelQuery(count=parse_count(args.count), since=parse_since(args.since, zone))
     except ScraperError as exc:
         return _fail(exc.message)
+    except BadChannelParameter as exc:
+        return _fail(str(exc))
     async with _browser(args.offline) as pool:
         try:
-            result = await parse_video(pool, parsed)
+            result = await scrape_url(pool, parsed, query)
         except ScraperError as exc:
             return _fail(f"{type(exc).__name__}: {exc.message}", 1)
     _print_json(result)
@@ -262,8 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
         tsub.add_parser(name).add_argument("ref", help="token id, name or prefix")
     token.set_defaults(func=cmd_token)
 
-    parse = sub.add_parser("parse", help="parse one video URL now, without the server")
-    parse.add_argument("url")
+    parse = sub.add_parser("parse", help="parse a video or list a channel now, without the server")
+    parse.add_argument("url", help="a video, photo post, profile or short link")
+    parse.add_argument("--count", type=int, help="channels: how many posts (1-500, default 20)")
+    parse.add_argument("--since", help="channels: today, yesterday or YYYY-MM-DD")
+    parse.add_argument("--tz", help="channels: the time zone of --since (default Asia/Shanghai or UTC)")
     parse.add_argument("--offline", action="store_true")
     parse.set_defaults(func=cmd_parse)
 

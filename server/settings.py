@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
+from scraper.since import DEFAULT_TIMEZONES
+
 Role = Literal["all", "api", "worker"]
 
 #: Credits per job type (vendor defaults).
@@ -48,6 +50,7 @@ class Settings:
     expire_every: timedelta = timedelta(seconds=60)
     rate_limit_per_minute: int = 120
     costs: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_COSTS))
+    channel_timezones: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TIMEZONES))
     worker_name: str = ""
 
     def __post_init__(self) -> None:
@@ -103,5 +106,9 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         expire_every=_seconds(env, "SHORTVID_EXPIRE_EVERY", base.expire_every),
         rate_limit_per_minute=int(env.get("SHORTVID_RATE_LIMIT", base.rate_limit_per_minute)),
         costs=costs,
+        channel_timezones={
+            "douyin": env.get("SHORTVID_DOUYIN_TZ", DEFAULT_TIMEZONES["douyin"]),
+            "tiktok": env.get("SHORTVID_TIKTOK_TZ", DEFAULT_TIMEZONES["tiktok"]),
+        },
         worker_name=env.get("SHORTVID_WORKER_NAME", ""),
     )

@@ -6,11 +6,18 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fixtures.site import FixtureSite
 from models.db import create_schema, make_engine
+from scraper.config import load_browser_settings
+from server.app import create_app
+from server.keys import TOKENS
+from server.settings import Settings
 
 PG_URL = os.environ.get("SHORTVID_TEST_DATABASE_URL")
 _PG_SCHEMAS: dict[AsyncEngine, str] = {}
@@ -61,3 +68,34 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         await create_schema(engine)
         yield engine
         await engine.dispose()
+
+
+# ---- end-to-end: the fixture site, an app wired to it, a funded token ------------------------------
+
+
+@pytest.fixture(scope="module")
+async def site() -> AsyncIterator[FixtureSite]:
+    async with FixtureSite() as fixture_site:
+        yield fixture_site
+
+
+@pytest.fixture(scope="module")
+def dataset(site: FixtureSite) -> dict[str, Any]:
+    return site.dataset.to_json()
+
+
+@pytest.fixture(scope="module")
+async def client(site: FixtureSite, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TestClient]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("e2e"), workers=2, rate_limit_per_minute=0)
+    browser = load_browser_settings().with_fixture(site.address, site.spki_sha256)
+    app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
+    test_client = TestClient(TestServer(app))
+    await test_client.start_server()
+    yield test_client
+    await test_client.close()
+
+
+@pytest.fixture
+async def token(client: TestClient) -> str:
+    value, _ = await client.app[TOKENS].create(name=f"e2e-{uuid.uuid4().hex[:8]}", credits=100_000)
+    return value

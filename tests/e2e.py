@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import time as clock
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient
 
@@ -13,14 +15,14 @@ FINISHED = ("completed", "failed")
 
 async def poll_job(client: TestClient, job_id: str, *, deadline: float = 90.0) -> dict[str, Any]:
     """Poll GET /api/job/{id} until it finishes; the deadline only bounds a hung test."""
-    stop = time.monotonic() + deadline
+    stop = clock.monotonic() + deadline
     while True:
         response = await client.get(f"/api/job/{job_id}")
         body = await response.json()
         assert response.status == 200, body
         if body["data"]["state"] in FINISHED:
             return body["data"]
-        if time.monotonic() > stop:
+        if clock.monotonic() > stop:
             raise AssertionError(f"job {job_id} did not finish: {body}")
         await asyncio.sleep(0.2)
 
@@ -37,3 +39,29 @@ def items_where(dataset: dict[str, Any], **conditions: Any) -> list[tuple[dict[s
             if all(item.get(k) == v for k, v in conditions.items() if k not in ("account_state", "platform")):
                 found.append((account, item))
     return found
+
+
+def created(item: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(item["create_time"].replace("Z", "+00:00"))
+
+
+def expected_channel(account: dict[str, Any], count: int, since: datetime | None) -> list[str]:
+    """The truth for a channel listing: public posts from ``since`` on, newest first, at most ``count``.
+
+    Pinned posts obey the same rule: kept only inside ``since``, placed by their create time.
+    """
+    public = [i for i in account["items"] if i["state"] == "public"]
+    inside = [i for i in public if since is None or created(i) >= since]
+    inside.sort(key=created, reverse=True)
+    return [i["id"] for i in inside[:count]]
+
+
+def day_start(zone: str, days_ago: int = 0) -> datetime:
+    """Midnight ``days_ago`` days before today in ``zone``, as UTC."""
+    local_today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
+    day = local_today - timedelta(days=days_ago)
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def account_by_role(dataset: dict[str, Any], platform: str, role: str) -> dict[str, Any]:
+    return next(a for a in dataset["accounts"] if a["platform"] == platform and a["role"] == role)

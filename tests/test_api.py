@@ -250,3 +250,49 @@ async def test_share_text_stores_only_its_url_and_deep_json_is_400(api: Api) -> 
         "/api/video/parse", data=b"[" * 3000, headers={**api.auth(), "Content-Type": "application/json"}
     )
     assert deep.status in (400, 413)
+
+
+DOUYIN_PROFILE = "https://www.douyin.com/user/MS4wLjABAAAA" + "x" * 64
+TIKTOK_PROFILE = "https://www.tiktok.com/@some.creator"
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"count": 0}, '"count" must be from 1 to 500'),
+        ({"count": 501}, '"count" must be from 1 to 500'),
+        ({"count": "20"}, '"count" must be a whole number'),
+        ({"count": True}, '"count" must be a whole number'),
+        ({"since": "last week"}, '"since" must be "today", "yesterday" or a date'),
+        ({"since": "2026-02-30"}, "is not a real date"),
+        ({"since": "2999-01-01"}, "in the future"),
+        ({"since": 20260101}, '"since" must be'),
+        ({"tz": "Mars/Base"}, "unknown time zone"),
+        ({"url": DOUYIN_VIDEO}, "/api/video/parse"),
+        ({"url": TIKTOK_PROFILE}, "/api/tiktok/channel/videos"),
+    ],
+)
+async def test_channel_parameters_are_validated(api: Api, body: dict[str, object], needle: str) -> None:
+    response = await api.client.post(
+        "/api/channel/videos", json={"url": DOUYIN_PROFILE, **body}, headers=api.auth()
+    )
+    payload = await response.json()
+    assert response.status == 400, payload
+    assert needle in payload["error"]
+    info = await api.client.app[TOKENS].lookup(api.token)
+    assert info is not None and info.credits == 100
+
+
+async def test_channel_job_costs_20_and_fixes_since_at_acceptance(api: Api) -> None:
+    body = {"url": TIKTOK_PROFILE, "count": 7, "since": "today"}
+    response = await api.client.post("/api/tiktok/channel/videos", json=body, headers=api.auth())
+    job_id = (await response.json())["data"]["jobId"]
+    info = await api.client.app[TOKENS].lookup(api.token)
+    assert info is not None and info.credits == 80
+    job = await api.client.app[QUEUE].get(job_id)
+    assert job is not None and job.type == "tiktok.channel.videos"
+    assert job.payload["count"] == 7 and job.payload["tz"] == "UTC"
+    assert job.payload["since"].endswith("T00:00:00+00:00")
+    douyin = await api.client.post("/api/channel/videos", json={"url": DOUYIN_PROFILE}, headers=api.auth())
+    row = await api.client.app[QUEUE].get((await douyin.json())["data"]["jobId"])
+    assert row is not None and row.payload["count"] == 20 and row.payload["tz"] == "Asia/Shanghai"

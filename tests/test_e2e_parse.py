@@ -5,8 +5,6 @@ The fixture dataset (``shortvid fixtures show``) is the truth every result is co
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,34 +20,6 @@ from server.settings import Settings
 from tests.e2e import items_where, poll_job
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-async def site() -> AsyncIterator[FixtureSite]:
-    async with FixtureSite() as fixture_site:
-        yield fixture_site
-
-
-@pytest.fixture(scope="module")
-def dataset(site: FixtureSite) -> dict[str, Any]:
-    return site.dataset.to_json()
-
-
-@pytest.fixture(scope="module")
-async def client(site: FixtureSite, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TestClient]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("e2e"), workers=2, rate_limit_per_minute=0)
-    browser = load_browser_settings().with_fixture(site.address, site.spki_sha256)
-    app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
-    test_client = TestClient(TestServer(app))
-    await test_client.start_server()
-    yield test_client
-    await test_client.close()
-
-
-@pytest.fixture
-async def token(client: TestClient) -> str:
-    value, _ = await client.app[TOKENS].create(name=f"e2e-{uuid.uuid4().hex[:8]}", credits=1000)
-    return value
 
 
 def route_for(platform: str) -> str:

@@ -11,12 +11,14 @@ from aiohttp import web
 from models.tables import Job, JobState
 from scraper.errors import ScraperError
 from scraper.hosts import Platform
+from scraper.since import BadChannelParameter, parse_count, parse_since, parse_timezone
 from scraper.urls import Kind, classify, find_url, require
 from server.auth import BANNED, authenticate, insufficient_credits
 from server.body import json_object, required_url
-from server.error_map import ApiError, http_error_for
+from server.error_map import ApiError, bad_request, http_error_for
 from server.keys import QUEUE, SETTINGS, WAKEUP
 from server.queue import InsufficientCredits, TokenBanned, TokenGone
+from server.settings import Settings
 
 RESULT_MESSAGE = "Job queued. Poll GET /api/job/:jobId for result."
 DOWNLOAD_MESSAGE = "Job queued. Poll GET /api/job/:jobId for download URL."
@@ -36,11 +38,39 @@ class JobRoute:
 
 
 VIDEO_KINDS: frozenset[Kind] = frozenset({"video", "photo", "short"})
+CHANNEL_KINDS: frozenset[Kind] = frozenset({"user", "short"})
 
 JOB_ROUTES: tuple[JobRoute, ...] = (
     JobRoute("/api/video/parse", "video.parse", "douyin", "video", VIDEO_KINDS, RESULT_MESSAGE),
     JobRoute("/api/tiktok/video/parse", "tiktok.video.parse", "tiktok", "video", VIDEO_KINDS, RESULT_MESSAGE),
+    JobRoute("/api/channel/videos", "channel.videos", "douyin", "channel", CHANNEL_KINDS, RESULT_MESSAGE),
+    JobRoute(
+        "/api/tiktok/channel/videos",
+        "tiktok.channel.videos",
+        "tiktok",
+        "channel",
+        CHANNEL_KINDS,
+        RESULT_MESSAGE,
+    ),
 )
+
+
+def job_options(route: JobRoute, body: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Route-specific body fields, validated before anything is charged (channel: count, since, tz)."""
+    if route.family != "channel":
+        return {}
+    try:
+        zone = parse_timezone(body.get("tz"), settings.channel_timezones[route.platform])
+        since = parse_since(body.get("since"), zone)
+        count = parse_count(body.get("count"))
+    except BadChannelParameter as exc:
+        raise bad_request(str(exc)) from exc
+    return {
+        "count": count,
+        "since": since.isoformat() if since else None,
+        "since_input": body.get("since"),
+        "tz": zone.key,
+    }
 
 
 def submit_handler(route: JobRoute) -> Any:
@@ -55,6 +85,7 @@ def submit_handler(route: JobRoute) -> Any:
         except ScraperError as exc:
             raise http_error_for(exc) from exc
         settings = request.app[SETTINGS]
+        options = job_options(route, body, settings)
         cost = settings.costs.get(route.job_type, 0)
         try:
             job = await request.app[QUEUE].enqueue(
@@ -62,7 +93,7 @@ def submit_handler(route: JobRoute) -> Any:
                 job_type=route.job_type,
                 platform=route.platform,
                 url=find_url(url),
-                payload={"canonical_url": parsed.canonical_url, "kind": parsed.kind},
+                payload={"canonical_url": parsed.canonical_url, "kind": parsed.kind, **options},
                 cost=cost,
                 max_attempts=settings.max_attempts,
             )
