@@ -13,17 +13,12 @@ import asyncio
 import json
 import statistics
 import time
-from pathlib import Path
-from tempfile import TemporaryDirectory
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
+from bench.harness import api_against
 from fixtures.site import FixtureSite
-from scraper.config import load_browser_settings
-from server.app import create_app
-from server.keys import TOKENS
-from server.settings import Settings
 
 POSTS_XHR_STATS = {"douyin": "douyin.post", "tiktok": "tiktok.item_list"}
 ROUTES = {
@@ -50,40 +45,28 @@ async def main() -> None:
     report: dict[str, Any] = {}
     async with FixtureSite() as site:
         data = site.dataset.to_json()
-        with TemporaryDirectory() as data_dir:
-            settings = Settings(data_dir=Path(data_dir), workers=1, rate_limit_per_minute=0)
-            browser = load_browser_settings().with_fixture(site.address, site.spki_sha256)
-            app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
-            client = TestClient(TestServer(app))
-            await client.start_server()
-            try:
-                token, _ = await app[TOKENS].create(name="bench", unlimited=True)
-                headers = {"Authorization": f"Bearer {token}"}
-                for platform, (video_route, channel_route) in ROUTES.items():
-                    big = next(
-                        a for a in data["accounts"] if a["platform"] == platform and a["role"] == "big"
-                    )
-                    video = next(i for i in big["items"] if i["state"] == "public" and i["kind"] == "video")
-                    parse_times = [
-                        await run_job(client, headers, video_route, {"url": video["url"]})
-                        for _ in range(args.repeat)
-                    ]
-                    channel_times, pages = [], []
-                    for _ in range(args.repeat):
-                        before = site.stats[POSTS_XHR_STATS[platform]]
-                        body = {"url": big["profile_url"], "count": 500}
-                        channel_times.append(await run_job(client, headers, channel_route, body))
-                        pages.append(site.stats[POSTS_XHR_STATS[platform]] - before)
-                    video_s = statistics.median(parse_times)
-                    channel_s = statistics.median(channel_times)
-                    report[platform] = {
-                        "video_parse_s": round(video_s, 2),
-                        "channel_500_s": round(channel_s, 2),
-                        "channel_500_in_video_parses": round(channel_s / video_s, 1),
-                        "xhr_pages": pages,
-                    }
-            finally:
-                await client.close()
+        async with api_against(site, workers=1) as (client, headers):
+            for platform, (video_route, channel_route) in ROUTES.items():
+                big = next(a for a in data["accounts"] if a["platform"] == platform and a["role"] == "big")
+                video = next(i for i in big["items"] if i["state"] == "public" and i["kind"] == "video")
+                parse_times = [
+                    await run_job(client, headers, video_route, {"url": video["url"]})
+                    for _ in range(args.repeat)
+                ]
+                channel_times, pages = [], []
+                for _ in range(args.repeat):
+                    before = site.stats[POSTS_XHR_STATS[platform]]
+                    body = {"url": big["profile_url"], "count": 500}
+                    channel_times.append(await run_job(client, headers, channel_route, body))
+                    pages.append(site.stats[POSTS_XHR_STATS[platform]] - before)
+                video_s = statistics.median(parse_times)
+                channel_s = statistics.median(channel_times)
+                report[platform] = {
+                    "video_parse_s": round(video_s, 2),
+                    "channel_500_s": round(channel_s, 2),
+                    "channel_500_in_video_parses": round(channel_s / video_s, 1),
+                    "xhr_pages": pages,
+                }
     print(json.dumps(report, indent=2))
 
 

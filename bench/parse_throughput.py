@@ -17,17 +17,11 @@ import os
 import statistics
 import time
 from pathlib import Path
-from tempfile import TemporaryDirectory
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
-
+from bench.harness import api_against
 from fixtures.site import FixtureSite
-from scraper.config import load_browser_settings
 from scraper.http import platform_http_session
-from server.app import create_app
-from server.keys import TOKENS
-from server.settings import Settings
 
 
 def chromium_rss_mib() -> float:
@@ -72,43 +66,33 @@ async def baseline(site: FixtureSite, items: list[tuple[str, str]]) -> float:
 
 
 async def through_api(site: FixtureSite, items: list[tuple[str, str]], workers: int) -> dict[str, Any]:
-    with TemporaryDirectory() as data_dir:
-        settings = Settings(data_dir=Path(data_dir), workers=workers, rate_limit_per_minute=0)
-        browser = load_browser_settings().with_fixture(site.address, site.spki_sha256)
-        app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
-        client = TestClient(TestServer(app))
-        await client.start_server()
-        try:
-            token, _ = await app[TOKENS].create(name="bench", unlimited=True)
-            headers = {"Authorization": f"Bearer {token}"}
-            rss_start = chromium_rss_mib()
-            start = time.perf_counter()
-            submitted: dict[str, float] = {}
-            for platform, url in items:
-                path = "/api/video/parse" if platform == "douyin" else "/api/tiktok/video/parse"
-                body = await (await client.post(path, json={"url": url}, headers=headers)).json()
-                submitted[body["data"]["jobId"]] = time.perf_counter()
-            latencies: list[float] = []
-            states: dict[str, int] = {}
-            pending = set(submitted)
-            while pending:
-                for job_id in list(pending):
-                    data = (await (await client.get(f"/api/job/{job_id}")).json())["data"]
-                    if data["state"] in ("completed", "failed"):
-                        pending.discard(job_id)
-                        states[data["state"]] = states.get(data["state"], 0) + 1
-                        latencies.append(time.perf_counter() - submitted[job_id])
-                await asyncio.sleep(0.5)  # a client polling each job twice a second
-            elapsed = time.perf_counter() - start
-            return {
-                "seconds": elapsed,
-                "states": states,
-                "latency_median": statistics.median(latencies),
-                "rss_start_mib": rss_start,
-                "rss_end_mib": chromium_rss_mib(),
-            }
-        finally:
-            await client.close()
+    async with api_against(site, workers=workers) as (client, headers):
+        rss_start = chromium_rss_mib()
+        start = time.perf_counter()
+        submitted: dict[str, float] = {}
+        for platform, url in items:
+            path = "/api/video/parse" if platform == "douyin" else "/api/tiktok/video/parse"
+            body = await (await client.post(path, json={"url": url}, headers=headers)).json()
+            submitted[body["data"]["jobId"]] = time.perf_counter()
+        latencies: list[float] = []
+        states: dict[str, int] = {}
+        pending = set(submitted)
+        while pending:
+            for job_id in list(pending):
+                data = (await (await client.get(f"/api/job/{job_id}")).json())["data"]
+                if data["state"] in ("completed", "failed"):
+                    pending.discard(job_id)
+                    states[data["state"]] = states.get(data["state"], 0) + 1
+                    latencies.append(time.perf_counter() - submitted[job_id])
+            await asyncio.sleep(0.5)  # a client polling each job twice a second
+        elapsed = time.perf_counter() - start
+        return {
+            "seconds": elapsed,
+            "states": states,
+            "latency_median": statistics.median(latencies),
+            "rss_start_mib": rss_start,
+            "rss_end_mib": chromium_rss_mib(),
+        }
 
 
 async def main() -> None:
