@@ -21,7 +21,7 @@ async def api_against(site: FixtureSite, *, workers: int) -> AsyncIterator[tuple
     """A running app (its own data dir) scraping ``site``, and the auth headers to call it."""
     with TemporaryDirectory() as data_dir:
         settings = Settings(data_dir=Path(data_dir), workers=workers, rate_limit_per_minute=0)
-        browser = load_browser_settings().with_fixture(site.address, site.spki_sha256)
+        browser = load_browser_settings().pointed_at(site)
         app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
         client = TestClient(TestServer(app))
         await client.start_server()

@@ -74,3 +74,55 @@ class Job(SQLModel, table=True):
     started_at: datetime | None = _utc_column()
     finished_at: datetime | None = _utc_column()
     result_expires_at: datetime | None = _utc_column(index=True)
+
+
+class StoredFile(SQLModel, table=True):
+    """A media file shortvid downloaded and serves at ``/api/files/{id}``.
+
+    ``pinned`` files are never evicted by the size cap (a running channel task pins its files).
+    """
+
+    __tablename__ = "stored_files"
+    __table_args__ = (Index("ix_files_item", "platform", "item_id"),)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    platform: str = Field(max_length=10)
+    item_id: str = Field(max_length=32)
+    role: str = Field(max_length=16)  # video | image | music
+    relpath: str = Field(max_length=512)
+    size: int = Field(default=0)
+    sha256: str = Field(max_length=64)
+    content_type: str = Field(max_length=64)
+    source_url: str = Field(max_length=4096)
+    job_id: str | None = Field(default=None, max_length=36, index=True)
+    pinned: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: datetime | None = _utc_column(index=True)
+
+
+class ItemState:
+    """States of one item of a channel download task."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class DownloadItem(SQLModel, table=True):
+    """One post of a channel download task (the task is the ``channel.download`` job)."""
+
+    __tablename__ = "download_items"
+    __table_args__ = (Index("ix_download_items_task", "task_id", "position", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(max_length=36, foreign_key="jobs.id")
+    position: int
+    video_id: str = Field(max_length=32)
+    url: str = Field(max_length=2048)
+    media_type: str = Field(default="video", max_length=8)
+    state: str = Field(default=ItemState.PENDING, max_length=12)
+    bytes: int = Field(default=0)
+    file_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    error: str | None = Field(default=None)
+    attempts: int = Field(default=0)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))

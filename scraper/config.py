@@ -12,9 +12,18 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from scraper.hosts import resolver_rules
+
+
+class ReplicaSite(Protocol):
+    """What the pool needs to know of an offline replica site (``fixtures.site.FixtureSite``)."""
+
+    address: str
+    spki_sha256: str
+    ca_pem_path: Path
+
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "playwright.config"
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
@@ -44,6 +53,7 @@ class BrowserSettings:
     )
     host_map: str | None = None
     trust_spki: str | None = None
+    ca_file: str | None = None
 
     def launch_args(self) -> list[str]:
         """Chromium flags: the configured ones plus the host allowlist (and fixture mapping)."""
@@ -52,9 +62,13 @@ class BrowserSettings:
             extra.append(f"--ignore-certificate-errors-spki-list={self.trust_spki}")
         return [*self.args, *extra]
 
-    def with_fixture(self, host_map: str, trust_spki: str) -> BrowserSettings:
-        """Point every platform host at the offline fixture site."""
-        return replace(self, host_map=host_map, trust_spki=trust_spki)
+    def with_fixture(self, host_map: str, trust_spki: str, ca_file: str | None = None) -> BrowserSettings:
+        """Point every platform host at the offline fixture site (``ca_file`` for non-browser clients)."""
+        return replace(self, host_map=host_map, trust_spki=trust_spki, ca_file=ca_file)
+
+    def pointed_at(self, site: ReplicaSite) -> BrowserSettings:
+        """Point browser and HTTP client at a running fixture site."""
+        return self.with_fixture(site.address, site.spki_sha256, str(site.ca_pem_path))
 
 
 def _bool(value: str) -> bool:
@@ -114,6 +128,7 @@ def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | Non
         "blocked_resource_types": lambda v: frozenset(t for t in v.replace(",", " ").split() if t),
         "host_map": str,
         "trust_spki": str,
+        "ca_file": str,
     }
     for key, convert in converters.items():
         raw_value = env.get("SHORTVID_" + key.upper())

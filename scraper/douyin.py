@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.video import Video
 from scraper import normalize, page_data
 from scraper.channel import ChannelRoute, missing_account
 from scraper.errors import LayoutChanged
@@ -83,3 +84,8 @@ CHANNEL_ROUTE = ChannelRoute(
     read_profile=read_profile,
     read_posts=normalize.douyin_post_page,
 )
+
+
+def media_referer(video: Video) -> str:
+    """Douyin's CDN nodes refuse media without this Referer (X-CCDN-FORBID-CODE 020200)."""
+    return "https://www.douyin.com/"

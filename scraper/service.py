@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from models.video import Video
@@ -56,6 +57,11 @@ async def fetch_item(session: Session, parsed: ParsedUrl) -> Video:
     raise next((e for e in failures if e.retryable), failures[-1])
 
 
+MEDIA_REFERERS: dict[Platform, Callable[[Video], str]] = {
+    "douyin": douyin.media_referer,
+    "tiktok": tiktok.media_referer,
+}
+
 CHANNEL_ROUTES: dict[Platform, ChannelRoute] = {
     "douyin": douyin.CHANNEL_ROUTE,
     "tiktok": tiktok.CHANNEL_ROUTE,
@@ -75,17 +81,22 @@ async def list_videos(pool: BrowserPool, parsed: ParsedUrl, query: ChannelQuery)
         return await list_channel(session, CHANNEL_ROUTES[parsed.platform], parsed, query)
 
 
+async def open_item(session: Session, parsed: ParsedUrl) -> Video:
+    """A post from any item URL or short link, in ``session`` (whose cookies then fit its media)."""
+    if parsed.kind == "short":
+        parsed = await resolve_short(session, parsed)
+    if parsed.kind not in ("video", "photo"):
+        raise WrongKind(
+            f"{parsed.canonical_url} is a profile, not a video; use the channel routes",
+            url=parsed.canonical_url,
+        )
+    return await fetch_item(session, parsed)
+
+
 async def parse_video(pool: BrowserPool, parsed: ParsedUrl) -> dict[str, Any]:
     """A video or photo post's normalized result (short links are followed first)."""
     async with pool.session() as session:
-        if parsed.kind == "short":
-            parsed = await resolve_short(session, parsed)
-        if parsed.kind not in ("video", "photo"):
-            raise WrongKind(
-                f"{parsed.canonical_url} is a profile, not a video; use the channel routes",
-                url=parsed.canonical_url,
-            )
-        video = await fetch_item(session, parsed)
+        video = await open_item(session, parsed)
     return video.to_result()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.video import Video
 from scraper import normalize, page_data
 from scraper.channel import ChannelRoute
 from scraper.errors import LayoutChanged
@@ -57,3 +58,8 @@ CHANNEL_ROUTE = ChannelRoute(
     read_profile=read_profile,
     read_posts=normalize.tiktok_item_list_page,
 )
+
+
+def media_referer(video: Video) -> str:
+    """TikTok's CDN wants the video page as Referer (and the page's tt_chain_token cookie)."""
+    return video.share_url or "https://www.tiktok.com/"

@@ -15,12 +15,15 @@ from models.db import create_schema, make_engine, session_factory
 from scraper.config import BrowserSettings, load_browser_settings
 from scraper.pool import BrowserPool
 from server.auth import RATE_LIMITER, RateLimiter
-from server.keys import ENGINE, POOL, QUEUE, SETTINGS, TOKENS, WAKEUP
+from server.files import FileStore
+from server.keys import ENGINE, FILES, POOL, QUEUE, SETTINGS, TASKS, TOKENS, WAKEUP
+from server.media import JobContext
 from server.middleware import json_errors
 from server.queue import JobQueue
-from server.routes import admin, health, jobs
+from server.routes import admin, files, health, jobs, tasks
 from server.scheduler import build_scheduler
 from server.settings import Settings
+from server.tasks import TaskStore
 from server.tokens import TokenInfo, TokenStore
 from server.worker import Worker
 
@@ -54,6 +57,8 @@ def create_app(
     health.add_routes(app)
     jobs.add_routes(app)
     admin.add_routes(app)
+    tasks.add_routes(app)
+    files.add_routes(app)
     app.cleanup_ctx.append(_database(on_first_token))
     if settings.role != "api":
         if settings.offline:
@@ -74,6 +79,10 @@ def _database(on_first_token: FirstTokenCallback) -> Callable[[web.Application],
         app[ENGINE] = engine
         app[TOKENS] = TokenStore(sessions)
         app[QUEUE] = JobQueue(sessions, lease=settings.lease, result_ttl=settings.result_ttl)
+        app[FILES] = FileStore(
+            settings.files_dir, sessions, ttl=settings.file_ttl, max_bytes=settings.files_max_bytes
+        )
+        app[TASKS] = TaskStore(sessions)
         if await app[TOKENS].count() == 0:
             token, info = await app[TOKENS].create(name="admin", unlimited=True, admin=True)
             on_first_token(token, info)
@@ -89,7 +98,7 @@ async def _fixture_site(app: web.Application) -> AsyncIterator[None]:
 
     site = FixtureSite(state_dir=app[SETTINGS].data_dir / "fixture-site")
     await site.start()
-    app[BROWSER] = app[BROWSER].with_fixture(site.address, site.spki_sha256)
+    app[BROWSER] = app[BROWSER].pointed_at(site)
     log.info("offline fixture site on %s", site.address)
     yield
     await site.close()
@@ -108,8 +117,9 @@ async def _browser_pool(app: web.Application) -> AsyncIterator[None]:
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    context = JobContext(pool=app[POOL], files=app[FILES], tasks=app[TASKS], settings=settings)
     workers = [
-        Worker(queue=app[QUEUE], pool=app[POOL], settings=settings, wakeup=app[WAKEUP])
+        Worker(queue=app[QUEUE], context=context, settings=settings, wakeup=app[WAKEUP])
         for _ in range(settings.workers)
     ]
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.name}") for w in workers]
@@ -122,7 +132,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
-    scheduler = build_scheduler(app[SETTINGS], app[QUEUE], app.get(POOL))
+    scheduler = build_scheduler(app[SETTINGS], app[QUEUE], app.get(POOL), app[FILES])
     scheduler.start()
     # Jobs orphaned by a previous crash are taken up at once, not at the first interval.
     requeued, failed = await app[QUEUE].recover_expired()

@@ -153,7 +153,7 @@ async def _browser(offline: bool) -> AsyncIterator[Any]:
 
         site = FixtureSite()
         await site.start()
-        settings = settings.with_fixture(site.address, site.spki_sha256)
+        settings = settings.pointed_at(site)
     pool = BrowserPool(settings)
     try:
         await pool.start()

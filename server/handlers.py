@@ -1,22 +1,26 @@
-"""What each job type does, given a browser pool: the worker's dispatch table."""
+"""What each job type does: the worker's dispatch table."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from models.tables import Job
+from models.tables import DownloadItem, ItemState, Job
 from scraper.channel import ChannelQuery
-from scraper.pool import BrowserPool
-from scraper.service import list_videos, parse_video
+from scraper.errors import ScraperError, Unavailable
+from scraper.service import list_videos, open_item, parse_video
 from scraper.urls import classify
+from server.error_map import job_error
+from server.media import JobContext, download_result, fetch_media
 
-JobHandler = Callable[[BrowserPool, Job], Awaitable[dict[str, Any]]]
+log = logging.getLogger(__name__)
 
-
-async def video_parse(pool: BrowserPool, job: Job) -> dict[str, Any]:
-    return await parse_video(pool, classify(job.url))
+JobHandler = Callable[[JobContext, Job], Awaitable[dict[str, Any]]]
+#: Tries per post of a channel task, each on a session leased afresh.
+ITEM_ATTEMPTS = 3
 
 
 def channel_query(payload: dict[str, Any]) -> ChannelQuery:
@@ -25,8 +29,66 @@ def channel_query(payload: dict[str, Any]) -> ChannelQuery:
     return ChannelQuery(count=int(payload["count"]), since=datetime.fromisoformat(since) if since else None)
 
 
-async def channel_videos(pool: BrowserPool, job: Job) -> dict[str, Any]:
-    return await list_videos(pool, classify(job.url), channel_query(job.payload))
+async def video_parse(ctx: JobContext, job: Job) -> dict[str, Any]:
+    return await parse_video(ctx.pool, classify(job.url))
+
+
+async def channel_videos(ctx: JobContext, job: Job) -> dict[str, Any]:
+    return await list_videos(ctx.pool, classify(job.url), channel_query(job.payload))
+
+
+async def video_download(ctx: JobContext, job: Job) -> dict[str, Any]:
+    """Parse and download in one session lease, so the media request carries the parse's cookies."""
+    async with ctx.pool.session() as session:
+        video = await open_item(session, classify(job.url))
+        rows = await fetch_media(session, video, ctx.files, job_id=job.id)
+    return download_result(video, rows)
+
+
+async def channel_download(ctx: JobContext, job: Job) -> dict[str, Any]:
+    """List the channel once, then download each post not yet done, a few at a time.
+
+    A resumed task (restart, dead worker) finds its items and skips the finished ones.
+    """
+    items = await ctx.tasks.items(job.id)
+    if not items:
+        listing = await list_videos(ctx.pool, classify(job.url), channel_query(job.payload))
+        items = await ctx.tasks.add_items(job.id, listing["videos"])
+    limit = asyncio.Semaphore(ctx.settings.download_concurrency)
+
+    async def one(item: DownloadItem) -> None:
+        async with limit:
+            await _download_item(ctx, job, item)
+
+    await asyncio.gather(*(one(item) for item in items if item.state != ItemState.DONE))
+    await ctx.files.unpin_job(job.id)
+    counts = await ctx.tasks.counts(job.id)
+    if counts.total and counts.done == 0:
+        raise Unavailable(f"none of the {counts.total} posts could be downloaded")
+    return {"total": counts.total, "done": counts.done, "failed": counts.failed}
+
+
+async def _download_item(ctx: JobContext, job: Job, item: DownloadItem) -> None:
+    """One post: parse and download on a session; a block or timeout retries on a fresh session."""
+    assert item.id is not None
+    error: BaseException | None = None
+    for _ in range(ITEM_ATTEMPTS):
+        try:
+            async with ctx.pool.session() as session:
+                video = await open_item(session, classify(item.url))
+                rows = await fetch_media(session, video, ctx.files, job_id=job.id, pinned=True)
+        except ScraperError as exc:
+            error = exc
+            if exc.retryable:
+                continue
+            break
+        await ctx.tasks.finish_item(
+            item.id, state=ItemState.DONE, size=sum(r.size for r in rows), file_ids=[r.id for r in rows]
+        )
+        return
+    message, _ = job_error(error) if error else ("unknown error", "internal")
+    log.info("task item failed", extra={"task": job.id, "video": item.video_id, "error": message})
+    await ctx.tasks.finish_item(item.id, state=ItemState.FAILED, error=message)
 
 
 HANDLERS: dict[str, JobHandler] = {
@@ -34,4 +96,8 @@ HANDLERS: dict[str, JobHandler] = {
     "tiktok.video.parse": video_parse,
     "channel.videos": channel_videos,
     "tiktok.channel.videos": channel_videos,
+    "video.download": video_download,
+    "tiktok.video.download": video_download,
+    "channel.download": channel_download,
+    "tiktok.channel.download": channel_download,
 }

@@ -8,8 +8,10 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scraper.pool import BrowserPool
+from server.files import FileStore
 from server.queue import JobQueue
 from server.settings import Settings
+from server.tasks import TaskStore
 from server.tokens import TokenInfo, TokenStore
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -18,4 +20,6 @@ QUEUE = web.AppKey("queue", JobQueue)
 TOKENS = web.AppKey("tokens", TokenStore)
 POOL = web.AppKey("pool", BrowserPool)
 WAKEUP = web.AppKey("wakeup", asyncio.Event)
+FILES = web.AppKey("files", FileStore)
+TASKS = web.AppKey("tasks", TaskStore)
 TOKEN = web.RequestKey("token", TokenInfo)

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from scraper.pool import BrowserPool
+from server.files import FileStore
 from server.queue import JobQueue
 from server.settings import Settings
 
@@ -26,7 +27,9 @@ def _logged(name: str, duty: Callable[[], Awaitable[object]]) -> Callable[[], Aw
     return run
 
 
-def build_scheduler(settings: Settings, queue: JobQueue, pool: BrowserPool | None) -> AsyncIOScheduler:
+def build_scheduler(
+    settings: Settings, queue: JobQueue, pool: BrowserPool | None, files: FileStore | None = None
+) -> AsyncIOScheduler:
     """The scheduler with our duties; start it inside the running loop."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
@@ -49,6 +52,23 @@ def build_scheduler(settings: Settings, queue: JobQueue, pool: BrowserPool | Non
         id="expire",
         **options,
     )
+    if files is not None:
+
+        async def tidy_files() -> object:
+            expired = await files.expire()
+            evicted = await files.enforce_cap()
+            partials = files.sweep_partials()
+            return (
+                {"expired": expired, "evicted": evicted, "partials": partials} if expired or evicted else None
+            )
+
+        scheduler.add_job(
+            _logged("tidy_files", tidy_files),
+            "interval",
+            seconds=settings.expire_every.total_seconds(),
+            id="files",
+            **options,
+        )
     if pool is not None:
         scheduler.add_job(
             _logged("pool_maintain", pool.maintain), "interval", seconds=30, id="pool", **options

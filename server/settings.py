@@ -44,6 +44,12 @@ class Settings:
     lease: timedelta = timedelta(seconds=90)
     heartbeat: timedelta = timedelta(seconds=20)
     job_timeout: timedelta = timedelta(seconds=120)
+    download_timeout: timedelta = timedelta(minutes=10)
+    task_timeout: timedelta = timedelta(hours=2)
+    download_concurrency: int = 3
+    file_ttl: timedelta = timedelta(days=7)
+    files_max_bytes: int = 20 * 1024**3
+    public_url: str | None = None
     poll_interval: timedelta = timedelta(seconds=1)
     result_ttl: timedelta = timedelta(hours=24)
     recover_every: timedelta = timedelta(seconds=15)
@@ -58,6 +64,18 @@ class Settings:
             raise ValueError("the heartbeat interval must be shorter than the lease")
         if self.workers < 1 and self.role != "api":
             raise ValueError("workers must be at least 1")
+
+    def timeout_for(self, job_type: str) -> timedelta:
+        """Hard limit for one attempt of a job of this type (a channel download runs long)."""
+        if job_type.endswith("channel.download"):
+            return self.task_timeout
+        if job_type.endswith("video.download"):
+            return self.download_timeout
+        return self.job_timeout
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
 
     @property
     def resolved_database_url(self) -> str:
@@ -102,6 +120,12 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         heartbeat=_seconds(env, "SHORTVID_HEARTBEAT", base.heartbeat),
         job_timeout=_seconds(env, "SHORTVID_JOB_TIMEOUT", base.job_timeout),
         result_ttl=_seconds(env, "SHORTVID_RESULT_TTL", base.result_ttl),
+        download_timeout=_seconds(env, "SHORTVID_DOWNLOAD_TIMEOUT", base.download_timeout),
+        task_timeout=_seconds(env, "SHORTVID_TASK_TIMEOUT", base.task_timeout),
+        download_concurrency=int(env.get("SHORTVID_DOWNLOAD_CONCURRENCY", base.download_concurrency)),
+        file_ttl=_seconds(env, "SHORTVID_FILE_TTL", base.file_ttl),
+        files_max_bytes=int(env.get("SHORTVID_FILES_MAX_BYTES", base.files_max_bytes)),
+        public_url=env.get("SHORTVID_PUBLIC_URL") or None,
         recover_every=_seconds(env, "SHORTVID_RECOVER_EVERY", base.recover_every),
         expire_every=_seconds(env, "SHORTVID_EXPIRE_EVERY", base.expire_every),
         rate_limit_per_minute=int(env.get("SHORTVID_RATE_LIMIT", base.rate_limit_per_minute)),

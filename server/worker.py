@@ -8,12 +8,13 @@ import os
 import socket
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from models.tables import Job
 from scraper.errors import ScraperError
-from scraper.pool import BrowserPool
 from server.error_map import job_error
 from server.handlers import HANDLERS, JobHandler
+from server.media import JobContext
 from server.queue import JobQueue
 from server.settings import Settings
 
@@ -39,14 +40,14 @@ class Worker:
         self,
         *,
         queue: JobQueue,
-        pool: BrowserPool,
+        context: JobContext,
         settings: Settings,
         wakeup: asyncio.Event,
         handlers: dict[str, JobHandler] | None = None,
         name: str | None = None,
     ) -> None:
         self.queue = queue
-        self.pool = pool
+        self.context = context
         self.settings = settings
         self.wakeup = wakeup
         self.handlers = handlers or HANDLERS
@@ -114,9 +115,9 @@ class Worker:
         else:
             log.warning("job completed after its lease was lost; result dropped", extra={"job": job.id})
 
-    async def _run_handler(self, handler: JobHandler, job: Job) -> dict[str, object]:
-        async with asyncio.timeout(self.settings.job_timeout.total_seconds()):
-            return await handler(self.pool, job)
+    async def _run_handler(self, handler: JobHandler, job: Job) -> dict[str, Any]:
+        async with asyncio.timeout(self.settings.timeout_for(job.type).total_seconds()):
+            return await handler(self.context, job)
 
     async def _heartbeat(self, job: Job, work: asyncio.Future[object]) -> bool:
         """Renew the lease; if it was lost, cancel the work (another worker owns the job now)."""

@@ -87,7 +87,7 @@ def dataset(site: FixtureSite) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 async def client(site: FixtureSite, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TestClient]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("e2e"), workers=2, rate_limit_per_minute=0)
-    browser = load_browser_settings().with_fixture(site.address, site.spki_sha256)
+    browser = load_browser_settings().pointed_at(site)
     app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
     test_client = TestClient(TestServer(app))
     await test_client.start_server()

@@ -163,7 +163,7 @@ async def test_jobs_survive_a_restart_and_a_dead_worker(
         workers=1,
         recover_every=timedelta(seconds=1),
     )
-    browser = load_browser_settings().with_fixture(site.address, site.spki_sha256)
+    browser = load_browser_settings().pointed_at(site)
     restarted = TestClient(TestServer(create_app(full, browser=browser, on_first_token=lambda t, i: None)))
     await restarted.start_server()
     try:

@@ -46,7 +46,7 @@ async def _setup(
     )
     worker = Worker(
         queue=queue,
-        pool=None,
+        context=None,
         settings=SETTINGS,
         wakeup=asyncio.Event(),
         handlers={"test": handler},  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from server.auth import BANNED, authenticate, insufficient_credits
 from server.body import json_object, required_url
 from server.error_map import ApiError, bad_request, http_error_for
 from server.keys import QUEUE, SETTINGS, WAKEUP
+from server.media import absolutize
 from server.queue import InsufficientCredits, TokenBanned, TokenGone
 from server.settings import Settings
 
@@ -35,6 +36,7 @@ class JobRoute:
     family: str
     kinds: frozenset[Kind]
     message: str
+    task: bool = False
 
 
 VIDEO_KINDS: frozenset[Kind] = frozenset({"video", "photo", "short"})
@@ -43,6 +45,15 @@ CHANNEL_KINDS: frozenset[Kind] = frozenset({"user", "short"})
 JOB_ROUTES: tuple[JobRoute, ...] = (
     JobRoute("/api/video/parse", "video.parse", "douyin", "video", VIDEO_KINDS, RESULT_MESSAGE),
     JobRoute("/api/tiktok/video/parse", "tiktok.video.parse", "tiktok", "video", VIDEO_KINDS, RESULT_MESSAGE),
+    JobRoute("/api/video/download", "video.download", "douyin", "video", VIDEO_KINDS, DOWNLOAD_MESSAGE),
+    JobRoute(
+        "/api/tiktok/video/download",
+        "tiktok.video.download",
+        "tiktok",
+        "video",
+        VIDEO_KINDS,
+        DOWNLOAD_MESSAGE,
+    ),
     JobRoute("/api/channel/videos", "channel.videos", "douyin", "channel", CHANNEL_KINDS, RESULT_MESSAGE),
     JobRoute(
         "/api/tiktok/channel/videos",
@@ -51,6 +62,16 @@ JOB_ROUTES: tuple[JobRoute, ...] = (
         "channel",
         CHANNEL_KINDS,
         RESULT_MESSAGE,
+    ),
+    JobRoute("/api/channel/download", "channel.download", "douyin", "channel", CHANNEL_KINDS, "", task=True),
+    JobRoute(
+        "/api/tiktok/channel/download",
+        "tiktok.channel.download",
+        "tiktok",
+        "channel",
+        CHANNEL_KINDS,
+        "",
+        task=True,
     ),
 )
 
@@ -104,7 +125,11 @@ def submit_handler(route: JobRoute) -> Any:
         except TokenGone as exc:
             raise ApiError(401, "Unauthorized: this token no longer exists.") from exc
         request.app[WAKEUP].set()
-        return web.json_response({"success": True, "data": {"jobId": job.id, "message": route.message}})
+        if route.task:
+            data: dict[str, Any] = {"taskId": job.id, "status": "started", "total": options["count"]}
+        else:
+            data = {"jobId": job.id, "message": route.message}
+        return web.json_response({"success": True, "data": data})
 
     return handler
 
@@ -136,7 +161,13 @@ async def get_job(request: web.Request) -> web.Response:
             f"Job result expired: results are kept for {hours:g} hours after the job finishes."
             " Submit it again.",
         )
-    return web.json_response({"success": True, "data": job_view(job)})
+    return web.json_response({"success": True, "data": absolutize(job_view(job), public_base(request))})
+
+
+def public_base(request: web.Request) -> str:
+    """Where clients reach us: the configured public URL, else the address they used."""
+    configured = request.app[SETTINGS].public_url
+    return configured.rstrip("/") if configured else f"{request.scheme}://{request.host}"
 
 
 def add_routes(app: web.Application) -> None:
