@@ -20,8 +20,9 @@ from typing import Literal
 import aiohttp
 from yarl import URL
 
+from models.video import Video
 from scraper.blocks import block_reason
-from scraper.errors import Blocked, NetworkError, NotFound, RateLimited, ScraperError
+from scraper.errors import Blocked, NetworkError, NotFound, RateLimited, ScraperError, Unavailable
 from scraper.http import platform_http_session
 from scraper.session import Session
 
@@ -41,6 +42,20 @@ class Downloaded:
     sha256: str
     content_type: str
     source_url: str
+
+
+def media_plan(video: Video) -> list[tuple[MediaRole, str, str]]:
+    """(role, name, url) of every file a post consists of: the video, or each image and the music."""
+    if video.media_type == "photo":
+        plan: list[tuple[MediaRole, str, str]] = [
+            ("image", f"image-{n:02d}", image.url) for n, image in enumerate(video.images or [], start=1)
+        ]
+        if video.music and video.music.url:
+            plan.append(("music", "music", video.music.url))
+        return plan
+    if not video.download_url:
+        raise Unavailable(f"the platform gave no media URL for {video.video_id}")
+    return [("video", "video", video.download_url)]
 
 
 def sniff(role: MediaRole, head: bytes) -> bool:

@@ -191,6 +191,61 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return asyncio.run(_parse(args))
 
 
+async def _download(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from scraper.batch import download_url
+    from scraper.channel import ChannelQuery
+    from scraper.since import DEFAULT_TIMEZONES, BadChannelParameter, parse_count, parse_since, parse_timezone
+    from scraper.urls import classify
+
+    console = Console(stderr=True)
+    try:
+        parsed = classify(args.url)
+        zone = parse_timezone(args.tz, DEFAULT_TIMEZONES[parsed.platform])
+        query = ChannelQuery(count=parse_count(args.count), since=parse_since(args.since, zone))
+    except ScraperError as exc:
+        return _fail(exc.message)
+    except BadChannelParameter as exc:
+        return _fail(str(exc))
+    folder = Path(args.out)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("posts", total=None)
+        async with _browser(args.offline) as pool:
+            try:
+                report = await download_url(
+                    pool,
+                    args.url,
+                    folder,
+                    query=query,
+                    concurrency=args.concurrency,
+                    on_total=lambda total: progress.update(bar, total=total),
+                    on_post=lambda post, ok: progress.advance(bar),
+                )
+            except ScraperError as exc:
+                return _fail(f"{type(exc).__name__}: {exc.message}", 1)
+    console.print(
+        f"downloaded {len(report.done)} post(s), {len(report.files)} file(s), "
+        f"{report.bytes / 1e6:.1f} MB into {folder}; failed: {len(report.failed)}"
+    )
+    for video_id, reason in report.failed.items():
+        console.print(f"  failed {video_id}: {reason}")
+    _print_json(
+        {
+            "done": report.done,
+            "failed": report.failed,
+            "files": [{"path": str(f.path), "size": f.size, "sha256": f.sha256} for f in report.files],
+        }
+    )
+    return 1 if report.failed and not report.done else 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    return asyncio.run(_download(args))
+
+
 # ---- fixtures ---------------------------------------------------------------------------------------
 
 
@@ -275,6 +330,16 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--tz", help="channels: the time zone of --since (default Asia/Shanghai or UTC)")
     parse.add_argument("--offline", action="store_true")
     parse.set_defaults(func=cmd_parse)
+
+    dl = sub.add_parser("download", help="download a video, photo post or channel to a folder")
+    dl.add_argument("url")
+    dl.add_argument("--out", default="downloads", help="folder (default ./downloads)")
+    dl.add_argument("--count", type=int, help="channels: how many posts (1-500, default 20)")
+    dl.add_argument("--since", help="channels: today, yesterday or YYYY-MM-DD")
+    dl.add_argument("--tz", help="channels: the time zone of --since")
+    dl.add_argument("--concurrency", type=int, default=2, help="posts downloaded at once")
+    dl.add_argument("--offline", action="store_true")
+    dl.set_defaults(func=cmd_download)
 
     resolve = sub.add_parser("resolve", help="classify a URL without network access")
     resolve.add_argument("url")

@@ -8,8 +8,7 @@ from typing import Any
 
 from models.tables import StoredFile
 from models.video import Video
-from scraper.download import MediaRole, download
-from scraper.errors import Unavailable
+from scraper.download import MediaRole, download, media_plan
 from scraper.pool import BrowserPool
 from scraper.service import MEDIA_REFERERS
 from scraper.session import Session
@@ -29,20 +28,6 @@ class JobContext:
     files: FileStore
     tasks: TaskStore
     settings: Settings
-
-
-def media_plan(video: Video) -> list[tuple[MediaRole, str, str]]:
-    """(role, name, url) of every file a post consists of: the video, or each image and the music."""
-    if video.media_type == "photo":
-        plan: list[tuple[MediaRole, str, str]] = [
-            ("image", f"image-{n:02d}", image.url) for n, image in enumerate(video.images or [], start=1)
-        ]
-        if video.music and video.music.url:
-            plan.append(("music", "music", video.music.url))
-        return plan
-    if not video.download_url:
-        raise Unavailable(f"the platform gave no media URL for {video.video_id}")
-    return [("video", "video", video.download_url)]
 
 
 async def fetch_media(
