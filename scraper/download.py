@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MediaRole = Literal["video", "image", "music"]
 CHUNK = 256 * 1024
+SNIFF_BYTES = 4096
 MAX_BYTES = 2 * 1024**3
 
 
@@ -134,11 +135,11 @@ async def download(
             if expected is not None and expected > max_bytes:
                 raise Blocked(f"the media is larger than the {max_bytes} byte limit", url=url)
             with partial.open("wb") as sink:
-                head = b""
+                head = b""  # the first bytes: magic numbers, or enough of a page to say what it is
                 async for chunk in response.content.iter_chunked(CHUNK):
-                    if len(head) < 16:
-                        head += chunk[:16]
-                        if len(head) >= 16 and not sniff(role, head):
+                    if len(head) < SNIFF_BYTES:
+                        head += chunk[: SNIFF_BYTES - len(head)]
+                        if len(head) >= SNIFF_BYTES and not sniff(role, head):
                             raise _not_media(role, content_type, head, url)
                     size += len(chunk)
                     if size > max_bytes:
@@ -156,6 +157,9 @@ async def download(
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         partial.unlink(missing_ok=True)
         raise NetworkError(f"downloading media failed: {exc}", url=url) from exc
+    except BaseException:  # cancelled (shutdown, lost lease): leave nothing half-written behind
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, target)
     log.info("downloaded", extra={"role": role, "bytes": size, "path": str(target)})
     return Downloaded(target, size, digest.hexdigest(), _content_type(role, content_type), final_url)

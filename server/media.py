@@ -45,11 +45,14 @@ async def fetch_media(
             name=f"{name}.{uuid.uuid4().hex[:8]}{_DEFAULT_EXT[role]}",
         )
         done = await download(session, url, target, role=role, referer=referer)
-        rows.append(
-            await files.register(
+        try:
+            row = await files.register(
                 done, platform=video.platform, item_id=video.video_id, role=role, job_id=job_id, pinned=pinned
             )
-        )
+        except BaseException:  # a file without its row would never be served nor expired
+            target.unlink(missing_ok=True)
+            raise
+        rows.append(row)
     return rows
 
 

@@ -296,3 +296,28 @@ async def test_channel_job_costs_20_and_fixes_since_at_acceptance(api: Api) -> N
     douyin = await api.client.post("/api/channel/videos", json={"url": DOUYIN_PROFILE}, headers=api.auth())
     row = await api.client.app[QUEUE].get((await douyin.json())["data"]["jobId"])
     assert row is not None and row.payload["count"] == 20 and row.payload["tz"] == "Asia/Shanghai"
+
+
+async def test_download_routes_contract(api: Api) -> None:
+    video = await api.client.post(
+        "/api/tiktok/video/download", json={"url": TIKTOK_VIDEO}, headers=api.auth()
+    )
+    assert (await video.json())["data"]["message"] == "Job queued. Poll GET /api/job/:jobId for download URL."
+    task = await api.client.post(
+        "/api/channel/download", json={"url": DOUYIN_PROFILE, "count": 10}, headers=api.auth()
+    )
+    data = (await task.json())["data"]
+    assert task.status == 200 and data["status"] == "started" and data["total"] == 10
+    view = (await (await api.client.get(f"/api/task/{data['taskId']}")).json())["data"]
+    assert view["status"] == "started" and view["total"] == 10 and view["done"] == 0 and view["items"] == []
+    info = await api.client.app[TOKENS].lookup(api.token)
+    assert info is not None and info.credits == 100 - 10 - 20
+    not_a_task = (await video.json())["data"]["jobId"]
+    assert (await api.client.get(f"/api/task/{not_a_task}")).status == 404
+    assert (await api.client.get("/api/task/nope")).status == 404
+    missing = await api.client.get("/api/files/00000000-0000-0000-0000-000000000000")
+    assert missing.status == 404 and "File not found" in (await missing.json())["error"]
+    bad = await api.client.post(
+        "/api/tiktok/channel/download", json={"url": TIKTOK_PROFILE, "count": 0}, headers=api.auth()
+    )
+    assert bad.status == 400
