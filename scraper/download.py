@@ -21,9 +21,9 @@ import aiohttp
 from yarl import URL
 
 from models.video import Video
-from scraper.blocks import block_reason
-from scraper.errors import Blocked, NetworkError, NotFound, RateLimited, ScraperError, Unavailable
+from scraper.errors import Blocked, NetworkError, ScraperError, Unavailable
 from scraper.http import platform_http_session
+from scraper.outcome import media_answer_error, media_status_error
 from scraper.session import Session
 
 log = logging.getLogger(__name__)
@@ -84,15 +84,6 @@ async def cookie_jar_of(session: Session) -> aiohttp.CookieJar:
     return jar
 
 
-def _refusal(status: int, url: str, body: bytes) -> ScraperError:
-    if status == 404:
-        return NotFound(f"the media URL answered 404: {url[:120]}", url=url)
-    if status == 429:
-        return RateLimited("the media CDN rate-limited us (HTTP 429)", url=url)
-    detail = body[:120].decode("utf-8", "replace").strip()
-    return Blocked(f"the media CDN refused the download (HTTP {status}) {detail}".strip(), url=url)
-
-
 async def download(
     session: Session,
     url: str,
@@ -127,7 +118,7 @@ async def download(
             http.get(url, headers=headers, max_redirects=5) as response,
         ):
             if response.status != 200:
-                raise _refusal(response.status, url, await response.content.read(512))
+                raise media_status_error(response.status, await response.content.read(512), url)
             content_type = (
                 response.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
             )
@@ -140,14 +131,14 @@ async def download(
                     if len(head) < SNIFF_BYTES:
                         head += chunk[: SNIFF_BYTES - len(head)]
                         if len(head) >= SNIFF_BYTES and not sniff(role, head):
-                            raise _not_media(role, content_type, head, url)
+                            raise media_answer_error(role, content_type, head, url)
                     size += len(chunk)
                     if size > max_bytes:
                         raise Blocked(f"the media exceeded the {max_bytes} byte limit", url=url)
                     digest.update(chunk)
                     sink.write(chunk)
                 if not sniff(role, head):
-                    raise _not_media(role, content_type, head, url)
+                    raise media_answer_error(role, content_type, head, url)
             if expected is not None and size != expected:
                 raise NetworkError(f"the download was cut short: {size} of {expected} bytes", url=url)
             final_url = str(response.url)
@@ -163,14 +154,6 @@ async def download(
     os.replace(partial, target)
     log.info("downloaded", extra={"role": role, "bytes": size, "path": str(target)})
     return Downloaded(target, size, digest.hexdigest(), _content_type(role, content_type), final_url)
-
-
-def _not_media(role: MediaRole, content_type: str, head: bytes, url: str) -> ScraperError:
-    text = head.decode("utf-8", "replace")
-    reason = block_reason(text) or ("an HTML page" if "html" in content_type or "<" in text[:2] else None)
-    if reason or "html" in content_type:
-        return Blocked(f"the CDN sent {reason or 'HTML'} instead of the {role}", url=url)
-    return Blocked(f"the CDN sent something that is not a {role} ({content_type})", url=url)
 
 
 def _content_type(role: MediaRole, declared: str) -> str:

@@ -12,16 +12,16 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from playwright.async_api import Page, Request, Response
 
-from scraper.blocks import block_reason, empty_api_body_reason, page_title
-from scraper.errors import Blocked, InvalidUrl, LayoutChanged, NetworkError, RateLimited, ScrapeTimeout
+from scraper.errors import Blocked, InvalidUrl, LayoutChanged, NetworkError, ScrapeTimeout
 from scraper.hosts import host_allowed
+from scraper.outcome import api_answer_error, block_reason, definitive_block, page_response_error, page_title
 from scraper.pool import translate_playwright_error
 from scraper.session import Session
 
@@ -84,24 +84,40 @@ class XhrStream:
 
 
 class LivePage:
-    """A loaded page we keep talking to: wait for data, read XHR streams, scroll for more."""
+    """A loaded page we keep talking to: wait for data, read XHR streams, scroll for more.
+
+    Every wait watches the page: a definitive block (captcha, verify page) fails at
+    once, and a page that has settled (loaded, no requests in flight) without its
+    data fails fast as a layout change instead of running into the timeout.
+    """
+
+    #: How long a page must stay settled without data before we call it a layout change.
+    SETTLE_SECONDS = 2.0
+    #: How often the watchdog looks at the page while waiting.
+    POLL_SECONDS = 0.4
 
     def __init__(self, page: Page, session: Session, streams: dict[str, XhrStream]) -> None:
         self.page = page
         self.session = session
         self.streams = streams
+        self.in_flight = 0
+        page.on("request", self._started)
+        page.on("requestfinished", self._ended)
+        page.on("requestfailed", self._ended)
+
+    def _started(self, request: Request) -> None:
+        self.in_flight += 1
+
+    def _ended(self, request: Request) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
 
     @property
     def data_timeout(self) -> float:
         return self.session.settings.data_timeout
 
     async def next_json(self, path: str) -> Any:
-        """The next response of the XHR ``path``; explains the page if none comes in time."""
-        try:
-            async with asyncio.timeout(self.data_timeout):
-                return await self.streams[path].next_json()
-        except TimeoutError:
-            raise await diagnose(self.page) from None
+        """The next response of the XHR ``path``; explains the page if none comes."""
+        return await self._watch(self.streams[path].next_json(), what=f"the {path} response")
 
     async def poll_json(self, path: str, seconds: float) -> Any | None:
         """The next response of ``path`` if one arrives within ``seconds``, else None."""
@@ -115,17 +131,49 @@ class LivePage:
         """Wait until the JavaScript ``predicate`` holds (checked once before polling)."""
         if await _holds(self.page, predicate):
             return
-        waiter = asyncio.ensure_future(self.page.wait_for_function(predicate, timeout=0))
+        await self._watch(self.page.wait_for_function(predicate, timeout=0), what="the page data")
+
+    async def _watch(self, awaitable: Awaitable[Any], *, what: str) -> Any:
+        waiter = asyncio.ensure_future(awaitable)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.data_timeout
+        settled_since: float | None = None
         try:
-            async with asyncio.timeout(self.data_timeout):
-                await waiter
-        except TimeoutError:
-            raise await diagnose(self.page) from None
+            while True:
+                done, _ = await asyncio.wait({waiter}, timeout=self.POLL_SECONDS)
+                if done:
+                    return waiter.result()
+                now = loop.time()
+                if now >= deadline:
+                    raise await diagnose(self.page)
+                state = await self._look()
+                if state is None:
+                    continue  # the document is being replaced (challenge reload); look again
+                ready_state, html = state
+                reason = definitive_block(html)
+                if reason:
+                    raise Blocked(f"{reason} at {self.page.url}", url=self.page.url)
+                if ready_state == "complete" and self.in_flight == 0 and not waiter.done():
+                    settled_since = settled_since if settled_since is not None else now
+                    if now - settled_since >= self.SETTLE_SECONDS:
+                        raise LayoutChanged(
+                            f"layout changed: {self.page.url} loaded and settled without {what}"
+                            f" (title {page_title(html) or await self.page.title()!r})",
+                            url=self.page.url,
+                        )
+                else:
+                    settled_since = None
         finally:
             if not waiter.done():
                 waiter.cancel()
                 with contextlib.suppress(BaseException):
                     await waiter
+
+    async def _look(self) -> tuple[str, str] | None:
+        try:
+            return await self.page.evaluate("document.readyState"), await self.page.content()
+        except Exception:  # navigation in progress
+            return None
 
     async def scroll_to_bottom(self) -> None:
         """Scroll as a reader would, so the page's own code loads the next page of posts."""
@@ -138,7 +186,10 @@ class LivePage:
 
 
 async def _goto(page: Page, url: str, seconds: float) -> None:
-    """Navigate; a redirect to a non-platform host surfaces as a clear refusal, not a DNS error."""
+    """Navigate; a redirect to a non-platform host surfaces as a clear refusal, not a DNS error.
+
+    A document answer that is a block by itself (block shell header, 429) fails here.
+    """
     navigations: list[str] = []
 
     def remember(request: Request) -> None:
@@ -147,7 +198,7 @@ async def _goto(page: Page, url: str, seconds: float) -> None:
 
     page.on("request", remember)
     try:
-        await page.goto(url, wait_until="domcontentloaded", timeout=seconds * 1000)
+        response = await page.goto(url, wait_until="domcontentloaded", timeout=seconds * 1000)
     except Exception as exc:
         last = navigations[-1] if navigations else url
         if not host_allowed(urlsplit(last).hostname):
@@ -159,6 +210,10 @@ async def _goto(page: Page, url: str, seconds: float) -> None:
         raise error from exc
     finally:
         page.remove_listener("request", remember)
+    if response is not None:
+        blocked = page_response_error(response.status, await response.all_headers(), page.url)
+        if blocked is not None:
+            raise blocked
 
 
 @contextlib.asynccontextmanager
@@ -201,15 +256,12 @@ async def _holds(page: Page, predicate: str) -> bool:
 
 def parse_xhr(status: int, body: bytes, headers: dict[str, str], url: str) -> Any:
     """An XHR body as JSON, or the block it really is."""
-    reason = empty_api_body_reason(status, body, headers)
-    if reason:
-        raise (RateLimited if status == 429 else Blocked)(reason, url=url)
+    error = api_answer_error(status, body, headers, url)
+    if error is not None:
+        raise error
     try:
         return json.loads(body)
     except ValueError as exc:
-        text = body[:4096].decode("utf-8", "replace")
-        if block_reason(text):
-            raise Blocked(f"{block_reason(text)} instead of JSON", url=url) from exc
         raise LayoutChanged(f"XHR {urlsplit(url).path} did not return JSON (HTTP {status})", url=url) from exc
 
 
