@@ -17,10 +17,10 @@ from scraper.channel import ChannelQuery
 from scraper.download import Downloaded, download, media_plan
 from scraper.errors import ScraperError
 from scraper.pool import BrowserPool
-from scraper.service import MEDIA_REFERERS, list_videos, open_item, resolve_short
+from scraper.service import MEDIA_REFERERS, in_fresh_sessions, list_videos, open_item, resolve_short
+from scraper.session import Session
 from scraper.urls import ParsedUrl, classify
 
-ATTEMPTS = 3
 EXTENSIONS = {"video": ".mp4", "image": ".jpg", "music": ".mp3"}
 
 
@@ -44,25 +44,19 @@ def _safe(text: str | None) -> str:
 
 async def download_post(pool: BrowserPool, parsed: ParsedUrl, folder: Path) -> list[Downloaded]:
     """One post's files under ``folder/<platform>/<author>/<id>/``, retried on fresh sessions."""
-    error: ScraperError | None = None
-    for _ in range(ATTEMPTS):
-        try:
-            async with pool.session() as session:
-                video = await open_item(session, parsed)
-                author = video.author.unique_id or video.author.sec_uid or video.author.uid
-                base = folder / _safe(video.platform) / _safe(author) / _safe(video.video_id)
-                files = []
-                for role, name, url in media_plan(video):
-                    target = base / f"{name}.{uuid.uuid4().hex[:8]}{EXTENSIONS[role]}"
-                    referer = MEDIA_REFERERS[video.platform](video)
-                    files.append(await download(session, url, target, role=role, referer=referer))
-                return files
-        except ScraperError as exc:
-            error = exc
-            if not exc.retryable:
-                break
-    assert error is not None
-    raise error
+
+    async def work(session: Session) -> list[Downloaded]:
+        video = await open_item(session, parsed)
+        author = video.author.unique_id or video.author.sec_uid or video.author.uid
+        base = folder / _safe(video.platform) / _safe(author) / _safe(video.video_id)
+        referer = MEDIA_REFERERS[video.platform](video)
+        files = []
+        for role, name, url in media_plan(video):
+            target = base / f"{name}.{uuid.uuid4().hex[:8]}{EXTENSIONS[role]}"
+            files.append(await download(session, url, target, role=role, referer=referer))
+        return files
+
+    return await in_fresh_sessions(pool, work)
 
 
 async def download_url(
@@ -79,8 +73,12 @@ async def download_url(
     parsed = classify(text)
     report = BatchReport()
     if parsed.kind == "short":
-        async with pool.session() as session:
-            parsed = await resolve_short(session, parsed)
+        short = parsed
+
+        async def follow(session: Session) -> ParsedUrl:
+            return await resolve_short(session, short)
+
+        parsed = await in_fresh_sessions(pool, follow)
     if parsed.kind != "user":
         on_total(1)
         report.files += await download_post(pool, parsed, folder)

@@ -30,6 +30,22 @@ DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 
 
 @dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a session is: its network exit, browser fingerprint and (optionally) a logged-in cookie jar."""
+
+    name: str = "default"
+    proxy: str | None = None
+    proxy_username: str | None = None
+    proxy_password: str | None = None
+    user_agent: str | None = None
+    locale: str | None = None
+    timezone_id: str | None = None
+    viewport_width: int | None = None
+    viewport_height: int | None = None
+    cookies_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BrowserSettings:
     """What the pool needs to launch Chromium and make sessions."""
 
@@ -48,6 +64,13 @@ class BrowserSettings:
     lease_timeout: float = 60.0
     session_max_uses: int = 200
     session_max_age: float = 1800.0
+    session_max_score: float = 2.0
+    cooldown_base: float = 5.0
+    cooldown_max: float = 300.0
+    max_pages_per_browser: int = 2000
+    risk_retries: int = 3
+    identities: tuple[Identity, ...] = (Identity(),)
+    blocked_url_patterns: tuple[str, ...] = ()
     blocked_resource_types: frozenset[str] = field(
         default_factory=lambda: frozenset({"image", "media", "font"})
     )
@@ -85,6 +108,22 @@ def find_executable(configured: str | None) -> str | None:
     return str(DEBIAN_CHROMIUM) if DEBIAN_CHROMIUM.exists() else None
 
 
+def _identities(tables: list[dict[str, Any]], base: Path) -> tuple[Identity, ...]:
+    """``[[identity]]`` tables of the config; relative cookie files are relative to the config file."""
+    known = set(Identity.__dataclass_fields__)
+    result = []
+    for n, table in enumerate(tables, start=1):
+        unknown = set(table) - known
+        if unknown:
+            raise ValueError(f"[[identity]] #{n}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        values = dict(table)
+        values.setdefault("name", f"identity-{n}")
+        if values.get("cookies_file") and not Path(values["cookies_file"]).is_absolute():
+            values["cookies_file"] = str(base / values["cookies_file"])
+        result.append(Identity(**values))
+    return tuple(result) or (Identity(),)
+
+
 def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> BrowserSettings:
     """Read the TOML file (default: the repository's ``playwright.config``), then the environment."""
     env = os.environ if env is None else env
@@ -107,6 +146,13 @@ def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | Non
         "lease_timeout": float(pool.get("lease_timeout", 60)),
         "session_max_uses": int(pool.get("session_max_uses", 200)),
         "session_max_age": float(pool.get("session_max_age", 1800)),
+        "session_max_score": float(pool.get("session_max_score", 2)),
+        "cooldown_base": float(pool.get("cooldown_base", 5)),
+        "cooldown_max": float(pool.get("cooldown_max", 300)),
+        "max_pages_per_browser": int(pool.get("max_pages_per_browser", 2000)),
+        "risk_retries": int(pool.get("risk_retries", 3)),
+        "blocked_url_patterns": tuple(pool.get("blocked_url_patterns", ())),
+        "identities": _identities(raw.get("identity", []), path.parent),
         "blocked_resource_types": frozenset(pool.get("blocked_resource_types", ("image", "media", "font"))),
     }
     converters: dict[str, Any] = {
@@ -125,6 +171,11 @@ def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | Non
         "lease_timeout": float,
         "session_max_uses": int,
         "session_max_age": float,
+        "session_max_score": float,
+        "cooldown_base": float,
+        "cooldown_max": float,
+        "max_pages_per_browser": int,
+        "risk_retries": int,
         "blocked_resource_types": lambda v: frozenset(t for t in v.replace(",", " ").split() if t),
         "host_map": str,
         "trust_spki": str,

@@ -1,13 +1,17 @@
 """One Chromium, N sessions, leased with ``async with pool.session() as s``.
 
-The pool owns the browser's life: it relaunches Chromium when it disconnects,
-replaces worn-out sessions, and turns Playwright's exceptions into our typed
-errors in one place, so extractors only ever see ``scraper.errors``.
+The pool owns the browser's life: it relaunches Chromium when it disconnects
+and after ``max_pages_per_browser`` pages (memory), leases only sessions that are
+not cooling down, retires and replaces worn-out ones, and turns Playwright's
+exceptions into our typed errors in one place, so extractors only ever see
+``scraper.errors``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -19,8 +23,8 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from scraper.config import BrowserSettings
-from scraper.errors import Blocked, BrowserCrashed, NetworkError, ScraperError, ScrapeTimeout
-from scraper.session import Session
+from scraper.errors import BrowserCrashed, NetworkError, ScraperError, ScrapeTimeout
+from scraper.session import Session, SessionState
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +35,14 @@ _NETWORK_MARKERS = ("net::ERR_", "NS_ERROR")
 def translate_playwright_error(error: Exception) -> ScraperError:
     """Map a Playwright exception to our error types (timeouts, crashes, network)."""
     text = str(error)
+    first = text.splitlines()[0] if text else type(error).__name__
     if isinstance(error, PlaywrightTimeout):
-        return ScrapeTimeout(f"browser timed out: {text.splitlines()[0]}")
+        return ScrapeTimeout(f"browser timed out: {first}")
     if any(marker in text for marker in _CRASH_MARKERS):
-        return BrowserCrashed(f"browser died during the job: {text.splitlines()[0]}")
+        return BrowserCrashed(f"browser died during the job: {first}")
     if any(marker in text for marker in _NETWORK_MARKERS):
-        return NetworkError(f"network error: {text.splitlines()[0]}")
-    return BrowserCrashed(f"browser error: {text.splitlines()[0]}")
-
-
-def _record_failure(session: Session, error: ScraperError) -> None:
-    """Count a failure against the session; a block or a crash retires the identity at once."""
-    if not error.retryable:
-        return  # not found, private...: the platform answered; the session is fine
-    session.errors += 1
-    session.last_error = error.code
-    if isinstance(error, (Blocked, BrowserCrashed)):
-        session.retire_requested = True
+        return NetworkError(f"network error: {first}")
+    return BrowserCrashed(f"browser error: {first}")
 
 
 class BrowserPool:
@@ -58,29 +53,37 @@ class BrowserPool:
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._generation = 0
-        self._idle: asyncio.Queue[Session] = asyncio.Queue()
+        self._idle: list[Session] = []
         self._busy: set[Session] = set()
+        self._changed = asyncio.Condition()
         self._relaunch_lock = asyncio.Lock()
+        self._old_browsers: list[Browser] = []
+        self._identities = itertools.cycle(settings.identities)
         self._launched_at = 0.0
-        self.retired = 0
+        self._pages_this_browser = 0
+        self.retired: collections.Counter[str] = collections.Counter()
         self.relaunches = 0
         self.leases = 0
+
+    # ---- life -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._playwright = await async_playwright().start()
         await self._launch()
         for _ in range(self.settings.pool_size):
-            self._idle.put_nowait(await self._new_session())
+            self._idle.append(await self._new_session())
         log.info("browser pool started", extra={"sessions": self.settings.pool_size})
 
     async def close(self) -> None:
-        while not self._idle.empty():
-            await self._idle.get_nowait().close()
-        if self._browser is not None:
-            try:
-                await self._browser.close()
-            except Exception:
-                log.debug("browser close failed", exc_info=True)
+        for session in [*self._idle, *self._busy]:
+            await session.close()
+        self._idle.clear()
+        for browser in [*self._old_browsers, self._browser]:
+            if browser is not None:
+                try:
+                    await browser.close()
+                except Exception:
+                    log.debug("browser close failed", exc_info=True)
         if self._playwright is not None:
             await self._playwright.stop()
         self._browser = None
@@ -106,87 +109,160 @@ class BrowserPool:
         )
         self._generation += 1
         self._launched_at = time.monotonic()
+        self._pages_this_browser = 0
+
+    def _count_page(self) -> None:
+        self._pages_this_browser += 1
 
     async def _new_session(self) -> Session:
         assert self._browser is not None
-        return await Session.create(self._browser, self.settings, self._generation)
+        session = await Session.create(self._browser, self.settings, self._generation, next(self._identities))
+        session.on_page = self._count_page
+        return session
 
     async def _ensure_browser(self) -> None:
-        """Relaunch Chromium if it died; sessions of the dead browser are replaced when leased."""
-        if self.browser_alive:
+        """Relaunch Chromium if it died (or roll over to a fresh one past its page budget)."""
+        rollover = self._pages_this_browser >= self.settings.max_pages_per_browser
+        if self.browser_alive and not rollover:
             return
         async with self._relaunch_lock:
-            if self.browser_alive:
+            rollover = self._pages_this_browser >= self.settings.max_pages_per_browser
+            if self.browser_alive and not rollover:
                 return
-            log.warning("browser is gone; relaunching")
-            if self._browser is not None:
-                try:
-                    await self._browser.close()
-                except Exception:
-                    log.debug("closing dead browser failed", exc_info=True)
+            if self.browser_alive and self._browser is not None:
+                log.info("browser rolled over after %d pages", self._pages_this_browser)
+                self._old_browsers.append(self._browser)  # closed once its last session is gone
+            else:
+                log.warning("browser is gone; relaunching")
+                if self._browser is not None:
+                    try:
+                        await self._browser.close()
+                    except Exception:
+                        log.debug("closing dead browser failed", exc_info=True)
             await self._launch()
             self.relaunches += 1
 
-    async def _fresh(self, session: Session) -> Session:
-        """The session itself, or a replacement if it is worn out or from a dead browser."""
-        if session.generation == self._generation and not session.worn_out():
-            return session
+    async def _replace(self, session: Session) -> Session:
+        """Close a retired or stale session and make a fresh identity in the current browser."""
+        reason = session.retire_reason or (
+            "stale_browser" if session.generation != self._generation else "retired"
+        )
+        self.retired[reason] += 1
         await session.close()
-        self.retired += 1
+        await self._close_unused_old_browsers()
         return await self._new_session()
+
+    async def _close_unused_old_browsers(self) -> None:
+        in_use = {id(s.browser) for s in [*self._idle, *self._busy]}
+        for browser in list(self._old_browsers):
+            if id(browser) not in in_use:
+                self._old_browsers.remove(browser)
+                try:
+                    await browser.close()
+                except Exception:
+                    log.debug("closing old browser failed", exc_info=True)
+
+    def _stale(self, session: Session) -> bool:
+        return session.generation != self._generation or session.worn_out()
+
+    # ---- leasing ----------------------------------------------------------------------------
+
+    async def _take(self) -> Session:
+        """The first idle session that is not cooling down; waits for one within the lease timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.lease_timeout
+        async with self._changed:
+            while True:
+                now = time.monotonic()
+                for session in self._idle:
+                    if session.state(now) is not SessionState.COOLING:
+                        self._idle.remove(session)
+                        self._busy.add(session)
+                        return session
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise ScrapeTimeout("no browser session became free in time (all busy or cooling down)")
+                cooling_ends = [s.cooling_until - now for s in self._idle]
+                wait = min([remaining, *[c for c in cooling_ends if c > 0]])
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout=max(wait, 0.01))
+                except TimeoutError:
+                    pass
+
+    async def _give_back(self, session: Session) -> None:
+        async with self._changed:
+            self._busy.discard(session)
+            self._idle.append(session)
+            self._changed.notify_all()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
-        """Lease a session; Playwright errors inside come out as ``ScraperError`` subclasses."""
-        try:
-            leased = await asyncio.wait_for(self._idle.get(), timeout=self.settings.lease_timeout)
-        except TimeoutError as exc:
-            raise ScrapeTimeout("no browser session became free in time") from exc
-        session = leased
+        """Lease a session; its outcome is recorded; Playwright errors come out as ``ScraperError``."""
+        session = await self._take()
         try:
             await self._ensure_browser()
-            session = await self._fresh(leased)
+            if self._stale(session):
+                self._busy.discard(session)
+                session = await self._replace(session)
+                self._busy.add(session)
             session.uses += 1
             self.leases += 1
-            self._busy.add(session)
             try:
                 yield session
             except ScraperError as exc:
-                _record_failure(session, exc)
+                session.record(exc)
                 raise
             except PlaywrightError as exc:
                 error = translate_playwright_error(exc)
-                _record_failure(session, error)
+                session.record(error)
                 raise error from exc
+            else:
+                session.record(None)
         finally:
-            self._busy.discard(session)
-            if session.worn_out():
+            if self._stale(session):
+                self._busy.discard(session)
                 try:
-                    session = await self._fresh(session)
-                except Exception:  # browser gone: the next lease relaunches and replaces it
+                    session = await self._replace(session)
+                except Exception:  # the browser is gone: the next lease relaunches and replaces again
                     log.debug("could not replace a retired session now", exc_info=True)
-            self._idle.put_nowait(session)
+                self._busy.add(session)
+            await self._give_back(session)
 
-    async def maintain(self) -> None:
-        """Periodic duty: relaunch a dead browser, replace idle worn-out sessions."""
+    # ---- upkeep -----------------------------------------------------------------------------
+
+    async def maintain(self) -> dict[str, Any]:
+        """Periodic duty: relaunch or roll over the browser, replace worn-out idle sessions, top up."""
         await self._ensure_browser()
-        for _ in range(self._idle.qsize()):
-            try:
-                session = self._idle.get_nowait()
-            except asyncio.QueueEmpty:  # leased meanwhile
-                return
-            try:
-                session = await self._fresh(session)
-            finally:
-                self._idle.put_nowait(session)
+        async with self._changed:
+            stale = [s for s in self._idle if self._stale(s)]
+            for session in stale:
+                self._idle.remove(session)
+            missing = self.settings.pool_size - len(self._idle) - len(self._busy) - len(stale)
+        fresh = [await self._replace(s) for s in stale]
+        fresh += [await self._new_session() for _ in range(max(0, missing))]
+        if fresh:
+            async with self._changed:
+                self._idle.extend(fresh)
+                self._changed.notify_all()
+        return self.census()
 
     def census(self) -> dict[str, Any]:
-        """Sessions by state, browser uptime and counters, for health and logs."""
+        """Sessions by state, browser uptime and counters, for health, logs and ``shortvid sessions``."""
+        now = time.monotonic()
+        sessions = [*self._idle, *self._busy]
+        by_state = collections.Counter(s.state(now).value for s in sessions)
         return {
             "browser_alive": self.browser_alive,
-            "browser_uptime_seconds": round(time.monotonic() - self._launched_at, 1) if self._browser else 0,
-            "sessions": {"idle": self._idle.qsize(), "busy": len(self._busy)},
+            "browser_uptime_seconds": round(now - self._launched_at, 1) if self._browser else 0,
+            "browser_pages": self._pages_this_browser,
+            "sessions": {
+                "total": len(sessions),
+                "busy": len(self._busy),
+                "idle": len(self._idle),
+                **{state.value: by_state.get(state.value, 0) for state in SessionState},
+            },
+            "retired": dict(self.retired),
             "leases": self.leases,
-            "retired": self.retired,
             "relaunches": self.relaunches,
+            "detail": [{**s.census(), "busy": s in self._busy} for s in sorted(sessions, key=lambda s: s.id)],
         }

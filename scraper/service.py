@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from models.video import Video
 from scraper import douyin, tiktok
@@ -18,6 +18,7 @@ from scraper.session import Session
 from scraper.urls import ParsedUrl, classify
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ITEM_ROUTES: dict[Platform, tuple[ItemRoute, ...]] = {
     "douyin": douyin.ITEM_ROUTES,
@@ -68,17 +69,48 @@ CHANNEL_ROUTES: dict[Platform, ChannelRoute] = {
 }
 
 
+async def in_fresh_sessions(pool: BrowserPool, work: Callable[[Session], Awaitable[T]]) -> T:
+    """Run ``work`` in a session; on a block, crash or timeout run it again on another session.
+
+    The pool has already cooled down or retired the failed session, so the next lease is a
+    different identity. Business answers (not found, private) and layout changes are final.
+    """
+    attempts = max(1, pool.settings.risk_retries)
+    last: ScraperError | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            async with pool.session() as session:
+                return await work(session)
+        except ScraperError as exc:
+            if not exc.retryable:
+                raise
+            last = exc
+            log.info(
+                "attempt %d/%d failed on a session: %s", attempt, attempts, exc, extra={"code": exc.code}
+            )
+    assert last is not None
+    raise last
+
+
+async def _user(session: Session, parsed: ParsedUrl) -> ParsedUrl:
+    if parsed.kind == "short":
+        parsed = await resolve_short(session, parsed)
+    if parsed.kind != "user":
+        raise WrongKind(
+            f"{parsed.canonical_url} is a {parsed.kind}, not a profile; use the video routes",
+            url=parsed.canonical_url,
+        )
+    return parsed
+
+
 async def list_videos(pool: BrowserPool, parsed: ParsedUrl, query: ChannelQuery) -> dict[str, Any]:
     """A channel's posts per ``query`` (short links are followed first)."""
-    async with pool.session() as session:
-        if parsed.kind == "short":
-            parsed = await resolve_short(session, parsed)
-        if parsed.kind != "user":
-            raise WrongKind(
-                f"{parsed.canonical_url} is a {parsed.kind}, not a profile; use the video routes",
-                url=parsed.canonical_url,
-            )
-        return await list_channel(session, CHANNEL_ROUTES[parsed.platform], parsed, query)
+
+    async def work(session: Session) -> dict[str, Any]:
+        user = await _user(session, parsed)
+        return await list_channel(session, CHANNEL_ROUTES[user.platform], user, query)
+
+    return await in_fresh_sessions(pool, work)
 
 
 async def open_item(session: Session, parsed: ParsedUrl) -> Video:
@@ -95,16 +127,20 @@ async def open_item(session: Session, parsed: ParsedUrl) -> Video:
 
 async def parse_video(pool: BrowserPool, parsed: ParsedUrl) -> dict[str, Any]:
     """A video or photo post's normalized result (short links are followed first)."""
-    async with pool.session() as session:
-        video = await open_item(session, parsed)
-    return video.to_result()
+
+    async def work(session: Session) -> dict[str, Any]:
+        return (await open_item(session, parsed)).to_result()
+
+    return await in_fresh_sessions(pool, work)
 
 
 async def scrape_url(pool: BrowserPool, parsed: ParsedUrl, query: ChannelQuery) -> dict[str, Any]:
     """Whatever the URL is: a post's result, or a channel's listing per ``query`` (for the CLI)."""
-    async with pool.session() as session:
-        if parsed.kind == "short":
-            parsed = await resolve_short(session, parsed)
-        if parsed.kind == "user":
-            return await list_channel(session, CHANNEL_ROUTES[parsed.platform], parsed, query)
-        return (await fetch_item(session, parsed)).to_result()
+
+    async def work(session: Session) -> dict[str, Any]:
+        target = await resolve_short(session, parsed) if parsed.kind == "short" else parsed
+        if target.kind == "user":
+            return await list_channel(session, CHANNEL_ROUTES[target.platform], target, query)
+        return (await fetch_item(session, target)).to_result()
+
+    return await in_fresh_sessions(pool, work)

@@ -1,92 +1,181 @@
-"""One session: a browser context with its own cookie jar, confined to platform hosts."""
+"""One session: a browser context with its own cookie jar, confined to platform hosts.
+
+A session is an identity with a health state, as a seasoned operator keeps it:
+``healthy``; ``cooling`` for a while after a risk signal (exponential backoff);
+``retired`` once its error score, age or use count is past the limit, or its
+page crashed. The pool closes retired sessions and makes fresh ones.
+"""
 
 from __future__ import annotations
 
+import enum
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, BrowserContext, Page, Route
 
-from scraper.config import BrowserSettings
+from scraper import errors
+from scraper.config import BrowserSettings, Identity
+from scraper.cookies import load_cookies, platform_cookies
 from scraper.hosts import host_allowed
+from scraper.outcome import Outcome, outcome_of
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
-#: Retryable errors (timeouts, network) a session may collect before it is replaced.
-MAX_ERRORS = 3
 
 
-def should_abort(url: str, resource_type: str, blocked_types: frozenset[str]) -> bool:
-    """The request filter: never leave the platforms; skip heavy resources we do not read."""
+class SessionState(enum.StrEnum):
+    HEALTHY = "healthy"
+    COOLING = "cooling"
+    RETIRED = "retired"
+
+
+def should_abort(
+    url: str, resource_type: str, blocked_types: frozenset[str], blocked_patterns: tuple[str, ...] = ()
+) -> bool:
+    """The request filter: never leave the platforms; skip heavy resources and beacons we do not need."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         return parts.scheme not in ("data", "blob", "about")
     if not host_allowed(parts.hostname):
         return True
-    return resource_type in blocked_types
+    if resource_type in blocked_types:
+        return True
+    return any(pattern in url for pattern in blocked_patterns)
 
 
 class Session:
-    """A leased identity. Knows its age, uses and errors, so the pool can retire it."""
+    """A leased identity. Knows its age, uses, error score and cooldown, so the pool can rest or retire it."""
 
-    def __init__(self, context: BrowserContext, settings: BrowserSettings, generation: int) -> None:
+    def __init__(
+        self,
+        context: BrowserContext,
+        settings: BrowserSettings,
+        generation: int,
+        identity: Identity,
+        browser: Browser | None = None,
+    ) -> None:
         self.id = f"s{next(_ids)}"
         self.context = context
         self.settings = settings
         self.generation = generation
+        self.identity = identity
+        self.browser = browser
         self.created = time.monotonic()
         self.uses = 0
-        self.errors = 0
+        self.pages = 0
+        self.score = 0.0
+        self.risk_streak = 0
+        self.cooling_until = 0.0
+        self.retire_reason: str | None = None
         self.last_error: str | None = None
         self.aborted_requests = 0
-        self.retire_requested = False
+        self.on_page: Callable[[], None] = lambda: None
 
     @classmethod
-    async def create(cls, browser: Browser, settings: BrowserSettings, generation: int) -> Session:
-        context = await browser.new_context(
-            user_agent=settings.user_agent or None,
-            locale=settings.locale,
-            timezone_id=settings.timezone_id,
-            viewport={"width": settings.viewport_width, "height": settings.viewport_height},
-            service_workers="block",
-        )
+    async def create(
+        cls, browser: Browser, settings: BrowserSettings, generation: int, identity: Identity
+    ) -> Session:
+        options: dict[str, Any] = {
+            "user_agent": identity.user_agent or settings.user_agent or None,
+            "locale": identity.locale or settings.locale,
+            "timezone_id": identity.timezone_id or settings.timezone_id,
+            "viewport": {
+                "width": identity.viewport_width or settings.viewport_width,
+                "height": identity.viewport_height or settings.viewport_height,
+            },
+            "service_workers": "block",
+        }
+        if identity.proxy:
+            options["proxy"] = {
+                "server": identity.proxy,
+                **({"username": identity.proxy_username} if identity.proxy_username else {}),
+                **({"password": identity.proxy_password} if identity.proxy_password else {}),
+            }
+        context = await browser.new_context(**options)
         context.set_default_navigation_timeout(settings.navigation_timeout * 1000)
         context.set_default_timeout(settings.data_timeout * 1000)
-        session = cls(context, settings, generation)
+        if identity.cookies_file:
+            await context.add_cookies(platform_cookies(load_cookies(Path(identity.cookies_file))))  # type: ignore[arg-type]
+        session = cls(context, settings, generation, identity, browser)
         await context.route("**/*", session._filter)
         return session
 
     async def _filter(self, route: Route) -> None:
         request = route.request
-        if should_abort(request.url, request.resource_type, self.settings.blocked_resource_types):
-            self.aborted_requests += 1
-            if not host_allowed(urlsplit(request.url).hostname):
-                log.warning("aborted request to a non-platform host", extra={"url": request.url[:200]})
-            await route.abort("blockedbyclient")
-        else:
-            await route.continue_()
+        try:
+            if should_abort(
+                request.url,
+                request.resource_type,
+                self.settings.blocked_resource_types,
+                self.settings.blocked_url_patterns,
+            ):
+                self.aborted_requests += 1
+                if not host_allowed(urlsplit(request.url).hostname):
+                    log.warning("aborted request to a non-platform host", extra={"url": request.url[:200]})
+                await route.abort("blockedbyclient")
+            else:
+                await route.continue_()
+        except Exception:  # the page closed while the request was pending
+            log.debug("route handling failed", exc_info=True)
+
+    # ---- health -------------------------------------------------------------------------------
 
     @property
     def age(self) -> float:
         return time.monotonic() - self.created
 
+    def state(self, now: float | None = None) -> SessionState:
+        if self.worn_out():
+            return SessionState.RETIRED
+        now = time.monotonic() if now is None else now
+        return SessionState.COOLING if now < self.cooling_until else SessionState.HEALTHY
+
     def worn_out(self) -> bool:
-        """Past its use, age or error budget: retire it and make a fresh identity."""
-        return (
-            self.retire_requested
-            or self.errors >= MAX_ERRORS
-            or self.uses >= self.settings.session_max_uses
-            or self.age >= self.settings.session_max_age
-        )
+        """Past its use, age or error budget, or crashed: retire it and make a fresh identity."""
+        if self.retire_reason:
+            return True
+        if self.score >= self.settings.session_max_score:
+            self.retire_reason = "error_score"
+        elif self.uses >= self.settings.session_max_uses:
+            self.retire_reason = "max_uses"
+        elif self.age >= self.settings.session_max_age:
+            self.retire_reason = "max_age"
+        return self.retire_reason is not None
+
+    def record(self, error: BaseException | None) -> None:
+        """Learn from a job's outcome: risk cools down and scores; a crash retires; success heals."""
+        outcome = outcome_of(error)
+        if outcome is Outcome.RISK:
+            self.risk_streak += 1
+            self.score += 1.0
+            pause = min(self.settings.cooldown_base * 2 ** (self.risk_streak - 1), self.settings.cooldown_max)
+            self.cooling_until = time.monotonic() + pause
+            self.last_error = getattr(error, "code", "blocked")
+        elif isinstance(error, errors.BrowserCrashed):
+            self.retire_reason = "crashed"
+            self.last_error = error.code
+        elif isinstance(error, errors.ScrapeTimeout | errors.NetworkError):
+            self.score += 0.5
+            self.last_error = error.code
+        else:  # ok, business answers, layout: the platform served this identity normally
+            self.risk_streak = 0
+            self.score = max(0.0, self.score - 0.5)
+
+    # ---- pages --------------------------------------------------------------------------------
 
     @asynccontextmanager
     async def page(self, *, user_agent: str | None = None) -> AsyncIterator[Page]:
         """A fresh tab, closed afterwards; ``user_agent`` overrides headers and navigator for it."""
         page = await self.context.new_page()
+        self.pages += 1
+        self.on_page()
         try:
             if user_agent:
                 cdp = await self.context.new_cdp_session(page)
@@ -105,10 +194,16 @@ class Session:
             log.debug("context close failed", exc_info=True)
 
     def census(self) -> dict[str, object]:
+        now = time.monotonic()
         return {
             "id": self.id,
+            "identity": self.identity.name,
+            "state": self.state(now).value,
             "uses": self.uses,
-            "errors": self.errors,
+            "pages": self.pages,
+            "score": self.score,
+            "cooling_seconds": round(max(0.0, self.cooling_until - now), 1),
             "age_seconds": round(self.age, 1),
             "last_error": self.last_error,
+            "retire_reason": self.retire_reason,
         }

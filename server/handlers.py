@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from models.tables import DownloadItem, ItemState, Job
+from models.tables import DownloadItem, ItemState, Job, StoredFile
 from scraper.channel import ChannelQuery
 from scraper.errors import ScraperError, Unavailable
-from scraper.service import list_videos, open_item, parse_video
+from scraper.service import in_fresh_sessions, list_videos, open_item, parse_video
+from scraper.session import Session
 from scraper.urls import classify
 from server.error_map import job_error
 from server.media import JobContext, download_result, fetch_media
@@ -19,8 +20,6 @@ from server.media import JobContext, download_result, fetch_media
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[JobContext, Job], Awaitable[dict[str, Any]]]
-#: Tries per post of a channel task, each on a session leased afresh.
-ITEM_ATTEMPTS = 3
 
 
 def channel_query(payload: dict[str, Any]) -> ChannelQuery:
@@ -39,10 +38,13 @@ async def channel_videos(ctx: JobContext, job: Job) -> dict[str, Any]:
 
 async def video_download(ctx: JobContext, job: Job) -> dict[str, Any]:
     """Parse and download in one session lease, so the media request carries the parse's cookies."""
-    async with ctx.pool.session() as session:
-        video = await open_item(session, classify(job.url))
-        rows = await fetch_media(session, video, ctx.files, job_id=job.id)
-    return download_result(video, rows)
+    parsed = classify(job.url)
+
+    async def work(session: Session) -> dict[str, Any]:
+        video = await open_item(session, parsed)
+        return download_result(video, await fetch_media(session, video, ctx.files, job_id=job.id))
+
+    return await in_fresh_sessions(ctx.pool, work)
 
 
 async def channel_download(ctx: JobContext, job: Job) -> dict[str, Any]:
@@ -69,26 +71,24 @@ async def channel_download(ctx: JobContext, job: Job) -> dict[str, Any]:
 
 
 async def _download_item(ctx: JobContext, job: Job, item: DownloadItem) -> None:
-    """One post: parse and download on a session; a block or timeout retries on a fresh session."""
+    """One post: parse and download in one session lease; blocks retry on fresh sessions."""
     assert item.id is not None
-    error: BaseException | None = None
-    for _ in range(ITEM_ATTEMPTS):
-        try:
-            async with ctx.pool.session() as session:
-                video = await open_item(session, classify(item.url))
-                rows = await fetch_media(session, video, ctx.files, job_id=job.id, pinned=True)
-        except ScraperError as exc:
-            error = exc
-            if exc.retryable:
-                continue
-            break
-        await ctx.tasks.finish_item(
-            item.id, state=ItemState.DONE, size=sum(r.size for r in rows), file_ids=[r.id for r in rows]
-        )
+    parsed = classify(item.url)
+
+    async def work(session: Session) -> list[StoredFile]:
+        video = await open_item(session, parsed)
+        return await fetch_media(session, video, ctx.files, job_id=job.id, pinned=True)
+
+    try:
+        rows = await in_fresh_sessions(ctx.pool, work)
+    except ScraperError as exc:
+        message, _ = job_error(exc)
+        log.info("task item failed", extra={"task": job.id, "video": item.video_id, "error": message})
+        await ctx.tasks.finish_item(item.id, state=ItemState.FAILED, error=message)
         return
-    message, _ = job_error(error) if error else ("unknown error", "internal")
-    log.info("task item failed", extra={"task": job.id, "video": item.video_id, "error": message})
-    await ctx.tasks.finish_item(item.id, state=ItemState.FAILED, error=message)
+    await ctx.tasks.finish_item(
+        item.id, state=ItemState.DONE, size=sum(r.size for r in rows), file_ids=[r.id for r in rows]
+    )
 
 
 HANDLERS: dict[str, JobHandler] = {
