@@ -12,6 +12,7 @@ from scraper.channel import ChannelQuery, ChannelRoute, list_channel
 from scraper.errors import Blocked, LayoutChanged, NotFound, ScraperError, ScrapeTimeout, WrongKind
 from scraper.hosts import Platform
 from scraper.loader import LoadSpec, load
+from scraper.outcome import Outcome, outcome_of
 from scraper.pool import BrowserPool
 from scraper.routes import ItemRoute
 from scraper.session import Session
@@ -50,7 +51,11 @@ async def fetch_item(session: Session, parsed: ParsedUrl) -> Video:
     for route in ITEM_ROUTES[parsed.platform]:
         try:
             capture = await load(session, route.page_url(parsed), route.spec)
-            return route.normalize(route.read(capture))
+            video = route.normalize(route.read(capture))
+            for failure in failures:  # a block on an earlier route still marks this identity
+                if outcome_of(failure) is Outcome.RISK:
+                    session.record(failure)
+            return video
         except _FALL_THROUGH as exc:
             log.info("route %s failed: %s", route.name, exc, extra={"route": route.name, "code": exc.code})
             failures.append(exc)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -246,6 +247,61 @@ def cmd_download(args: argparse.Namespace) -> int:
     return asyncio.run(_download(args))
 
 
+SESSION_COLUMNS = (
+    "id",
+    "identity",
+    "state",
+    "busy",
+    "uses",
+    "pages",
+    "score",
+    "cooling_seconds",
+    "age_seconds",
+    "last_error",
+    "retire_reason",
+)
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    """Ask a running node for its pool census and print one row per session."""
+    import urllib.error
+    import urllib.request
+
+    from rich.console import Console
+    from rich.table import Table
+
+    token = args.token or os.environ.get("SHORTVID_ADMIN_TOKEN", "")
+    if not token:
+        return _fail("needs an admin token: --token or SHORTVID_ADMIN_TOKEN")
+    if not args.url.startswith(("http://", "https://")):
+        return _fail("--url must be an http(s) URL of a shortvid node")
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        args.url.rstrip("/") + "/api/admin/sessions", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (operator-given URL)
+            census = json.loads(response.read())["data"]
+    except urllib.error.HTTPError as error:
+        return _fail(f"{args.url} answered {error.code}: {error.read()[:200].decode(errors='replace')}")
+    except OSError as error:
+        return _fail(f"cannot reach {args.url}: {error}")
+    if args.json:
+        _print_json(census)
+        return 0
+    table = Table(title=f"browser pool: {census['sessions']}")
+    for column in SESSION_COLUMNS:
+        table.add_column(column)
+    for session in census["detail"]:
+        table.add_row(*(str(session.get(column, "")) for column in SESSION_COLUMNS))
+    console = Console()
+    console.print(table)
+    console.print(
+        f"browser alive: {census['browser_alive']}, uptime {census['browser_uptime_seconds']} s, "
+        f"pages {census['browser_pages']}, relaunches {census['relaunches']}, retired {census['retired']}"
+    )
+    return 0
+
+
 # ---- fixtures ---------------------------------------------------------------------------------------
 
 
@@ -330,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--tz", help="channels: the time zone of --since (default Asia/Shanghai or UTC)")
     parse.add_argument("--offline", action="store_true")
     parse.set_defaults(func=cmd_parse)
+
+    sessions = sub.add_parser("sessions", help="show each browser session of a running node")
+    sessions.add_argument("--url", default="http://127.0.0.1:8000", help="the node (default local)")
+    sessions.add_argument("--token", help="an admin token (or SHORTVID_ADMIN_TOKEN)")
+    sessions.add_argument("--json", action="store_true", help="print the census as JSON")
+    sessions.set_defaults(func=cmd_sessions)
 
     dl = sub.add_parser("download", help="download a video, photo post or channel to a folder")
     dl.add_argument("url")

@@ -70,7 +70,10 @@ def build_scheduler(
             **options,
         )
     if pool is not None:
-        scheduler.add_job(
-            _logged("pool_maintain", pool.maintain), "interval", seconds=30, id="pool", **options
-        )
+
+        async def upkeep() -> object:
+            census = await pool.maintain()
+            return {key: value for key, value in census.items() if key != "detail"}
+
+        scheduler.add_job(_logged("pool census", upkeep), "interval", seconds=30, id="pool", **options)
     return scheduler

@@ -189,3 +189,50 @@ def test_serve_offline_answers_the_vendor_curl_examples(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.mark.browser
+def test_sessions_command_reads_a_running_node(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "SHORTVID_DATA_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--offline", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        assert process.stdout is not None
+        token = ""
+        while not token:
+            line = process.stdout.readline()
+            assert line, "serve exited early"
+            token = line.strip() if line.startswith("sv_") else ""
+        stop = time.monotonic() + 60
+        while True:
+            done = shortvid(
+                "sessions", "--url", f"http://127.0.0.1:{port}", "--token", token, "--json", check=False
+            )
+            if done.returncode == 0:
+                break
+            assert time.monotonic() < stop, done.stderr
+            time.sleep(0.3)
+        census = json.loads(done.stdout)
+        assert census["sessions"]["total"] == len(census["detail"]) >= 1
+        assert {s["state"] for s in census["detail"]} <= {"healthy", "cooling", "retired"}
+        status, health = _http("GET", f"http://127.0.0.1:{port}/api/health")
+        assert status == 200
+        assert (
+            health["pool"]["sessions"]["total"] == census["sessions"]["total"]
+            and "detail" not in health["pool"]
+        )
+        assert health["queue"]["depth"] == 0 and health["pool"]["browser_alive"] is True
+        table = shortvid("sessions", "--url", f"http://127.0.0.1:{port}", "--token", token)
+        assert "healthy" in table.stdout
+        denied = shortvid("sessions", "--url", f"http://127.0.0.1:{port}", "--token", "sv_wrong", check=False)
+        assert denied.returncode == 2 and "401" in denied.stderr
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -11,6 +11,7 @@ import hashlib
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import trustme
@@ -18,8 +19,8 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from scraper.config import load_browser_settings
-from scraper.errors import InvalidUrl
+from scraper.config import Identity, load_browser_settings
+from scraper.errors import InvalidUrl, LayoutChanged
 from scraper.loader import LoadSpec, load
 from scraper.pool import BrowserPool
 from scraper.session import should_abort
@@ -32,10 +33,12 @@ class MiniSite:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
+        self.cookies: list[dict[str, str]] = []
         self.port = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append((request.host.split(":")[0], request.path))
+        self.cookies.append(dict(request.cookies))
         if request.path == "/to-evil":
             raise web.HTTPFound("https://evil.example/steal")
         if request.path == "/to-ip":
@@ -77,7 +80,9 @@ async def mini() -> AsyncIterator[tuple[MiniSite, str]]:
 @pytest.fixture(scope="module")
 async def pool(mini: tuple[MiniSite, str]) -> AsyncIterator[BrowserPool]:
     site, spki = mini
-    settings = replace(load_browser_settings().with_fixture(f"127.0.0.1:{site.port}", spki), pool_size=1)
+    settings = replace(
+        load_browser_settings().with_fixture(f"127.0.0.1:{site.port}", spki), pool_size=1, data_timeout=60
+    )
     async with BrowserPool(settings) as browser_pool:
         yield browser_pool
 
@@ -128,3 +133,39 @@ def test_should_abort_is_a_plain_predicate() -> None:
     assert should_abort("https://p16-sign.tiktokcdn.com/a.jpg", "image", blocked)
     assert not should_abort("https://www.douyin.com/video/1", "document", blocked)
     assert not should_abort("data:text/plain,hi", "image", frozenset())
+
+
+async def test_a_page_that_settles_without_its_data_fails_fast_as_layout_changed(pool: BrowserPool) -> None:
+    """With a 60 s data timeout, the settle check (not the timeout) must be what answers."""
+    with pytest.raises(LayoutChanged) as caught:
+        async with pool.session() as session:
+            await load(session, "https://www.tiktok.com/other", LoadSpec(ready_js="() => !!window.__never__"))
+    message = str(caught.value)
+    assert message.startswith("layout changed:") and "settled without" in message
+    assert "https://www.tiktok.com/other" in message and "title" in message
+
+
+async def test_identity_cookies_are_imported_and_sent(mini: tuple[MiniSite, str], tmp_path: Path) -> None:
+    site, spki = mini
+    jar = tmp_path / "cookies.txt"
+    jar.write_text(
+        "# Netscape HTTP Cookie File\n"
+        "#HttpOnly_.tiktok.com\tTRUE\t/\tTRUE\t4102444800\tsessionid\tlogged-in-identity\n"
+        ".example.com\tTRUE\t/\tTRUE\t4102444800\tleak\tnever-loaded\n"
+    )
+    identity = Identity(
+        name="logged-in", cookies_file=str(jar), locale="en-US", user_agent="ShortvidTest/1.0"
+    )
+    settings = replace(
+        load_browser_settings().with_fixture(f"127.0.0.1:{site.port}", spki),
+        pool_size=1,
+        identities=(identity,),
+    )
+    site.cookies.clear()
+    async with BrowserPool(settings) as own_pool, own_pool.session() as session:
+        names = {c["name"] for c in await session.context.cookies()}
+        await load(session, "https://www.tiktok.com/other", LoadSpec())
+        census = own_pool.census()
+    assert names == {"sessionid"}
+    assert site.cookies[-1].get("sessionid") == "logged-in-identity"
+    assert census["detail"][0]["identity"] == "logged-in"

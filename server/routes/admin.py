@@ -9,7 +9,7 @@ from aiohttp import web
 from server.auth import authenticate
 from server.body import json_object
 from server.error_map import ApiError, bad_request
-from server.keys import TOKENS
+from server.keys import POOL, TOKENS
 from server.tokens import TokenInfo
 
 ADMIN_ONLY = "Forbidden: this route needs an admin token."
@@ -79,7 +79,16 @@ def set_banned(banned: bool) -> Any:
     return handler
 
 
+async def sessions(request: web.Request) -> web.Response:
+    """Every browser session of this node: identity, state, score, cooldown, uses, age."""
+    await _admin(request)
+    if POOL not in request.app:
+        raise ApiError(404, "This node runs no browser pool (role api).")
+    return _ok(request.app[POOL].census())
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/admin/sessions", sessions)
     app.router.add_get("/api/admin/tokens", list_tokens)
     app.router.add_post("/api/admin/tokens", create_token)
     app.router.add_post("/api/admin/tokens/{ref}/topup", topup)

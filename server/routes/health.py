@@ -14,7 +14,8 @@ async def health(request: web.Request) -> web.Response:
     counts = await request.app[QUEUE].counts()
     body["queue"] = {"depth": counts.depth, "by_state": counts.by_state}
     if POOL in request.app:
-        body["pool"] = request.app[POOL].census()
+        census = request.app[POOL].census()
+        body["pool"] = {key: value for key, value in census.items() if key != "detail"}
     return web.json_response(body)
 
 
