@@ -1,0 +1,121 @@
+"""Chromium memory over many parses, with session/browser recycling on and off (same run).
+
+Each mode parses the same posts (cycling through the fixture's public posts) with the pool
+directly, sampling the RSS of the pool's Chromium processes every ``--every`` parses.
+
+    .venv/bin/python -m bench.memory --parses 2000 --every 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from fixtures.site import FixtureSite
+from scraper.config import load_browser_settings
+from scraper.pool import BrowserPool
+from scraper.service import parse_video
+from scraper.urls import classify
+
+MODES = {
+    "recycling_on": {"max_pages_per_browser": 400, "session_max_uses": 100},
+    "recycling_off": {"max_pages_per_browser": 10**9, "session_max_uses": 10**9, "session_max_age": 10.0**9},
+}
+
+
+def pool_rss_mib() -> float:
+    """RSS of Chromium processes descending from this process, in MiB."""
+    mine = os.getpid()
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            pid = int(entry.name)
+            parents[pid] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if "chrom" in (entry / "comm").read_text():
+                for line in (entry / "status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        rss[pid] = int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+
+    def mine_descendant(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 1)
+            if pid == mine:
+                return True
+        return False
+
+    return sum(kb for pid, kb in rss.items() if mine_descendant(pid)) / 1024
+
+
+async def run_mode(site: FixtureSite, urls: list[str], mode: str, parses: int, every: int) -> dict[str, Any]:
+    settings = replace(load_browser_settings().pointed_at(site), pool_size=2, **MODES[mode])
+    curve: list[tuple[int, float]] = []
+    failures = 0
+    start = time.perf_counter()
+    async with BrowserPool(settings) as pool:
+        jobs = itertools.islice(itertools.cycle(urls), parses)
+        done = 0
+        lock = asyncio.Lock()
+
+        async def worker() -> None:
+            nonlocal done, failures
+            for url in jobs:
+                try:
+                    await parse_video(pool, classify(url))
+                except Exception:
+                    failures += 1
+                async with lock:
+                    done += 1
+                    if done % every == 0:
+                        curve.append((done, round(pool_rss_mib(), 1)))
+
+        await asyncio.gather(worker(), worker())
+        census = pool.census()
+    return {
+        "seconds": round(time.perf_counter() - start, 1),
+        "failures": failures,
+        "rss_curve_mib": curve,
+        "rss_peak_mib": max(r for _, r in curve),
+        "rss_last_mib": curve[-1][1],
+        "relaunches": census["relaunches"],
+        "retired": census["retired"],
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--parses", type=int, default=2000)
+    parser.add_argument("--every", type=int, default=100)
+    args = parser.parse_args()
+    report: dict[str, Any] = {}
+    async with FixtureSite() as site:
+        data = site.dataset.to_json()
+        urls = [
+            item["url"]
+            for account in data["accounts"]
+            if account["state"] == "public"
+            for item in account["items"]
+            if item["state"] == "public"
+        ]
+        for mode in MODES:
+            report[mode] = await run_mode(site, urls, mode, args.parses, args.every)
+    on, off = report["recycling_on"], report["recycling_off"]
+    report["ratio_peak_rss_on_to_off"] = round(on["rss_peak_mib"] / off["rss_peak_mib"], 2)
+    report["ratio_last_rss_on_to_off"] = round(on["rss_last_mib"] / off["rss_last_mib"], 2)
+    report["ratio_seconds_on_to_off"] = round(on["seconds"] / off["seconds"], 2)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
