@@ -165,20 +165,29 @@ async def _browser(offline: bool) -> AsyncIterator[Any]:
             await site.close()
 
 
-async def _parse(args: argparse.Namespace) -> int:
+def _url_and_query(args: argparse.Namespace) -> tuple[Any, Any] | int:
+    """The URL and the channel query (``--count --since --tz``) of a command, or its exit code."""
     from scraper.channel import ChannelQuery
-    from scraper.service import scrape_url
     from scraper.since import DEFAULT_TIMEZONES, BadChannelParameter, parse_count, parse_since, parse_timezone
     from scraper.urls import classify
 
     try:
         parsed = classify(args.url)
         zone = parse_timezone(args.tz, DEFAULT_TIMEZONES[parsed.platform])
-        query = ChannelQuery(count=parse_count(args.count), since=parse_since(args.since, zone))
+        return parsed, ChannelQuery(count=parse_count(args.count), since=parse_since(args.since, zone))
     except ScraperError as exc:
         return _fail(exc.message)
     except BadChannelParameter as exc:
         return _fail(str(exc))
+
+
+async def _parse(args: argparse.Namespace) -> int:
+    from scraper.service import scrape_url
+
+    request = _url_and_query(args)
+    if isinstance(request, int):
+        return request
+    parsed, query = request
     async with _browser(args.offline) as pool:
         try:
             result = await scrape_url(pool, parsed, query)
@@ -197,19 +206,12 @@ async def _download(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from scraper.batch import download_url
-    from scraper.channel import ChannelQuery
-    from scraper.since import DEFAULT_TIMEZONES, BadChannelParameter, parse_count, parse_since, parse_timezone
-    from scraper.urls import classify
 
     console = Console(stderr=True)
-    try:
-        parsed = classify(args.url)
-        zone = parse_timezone(args.tz, DEFAULT_TIMEZONES[parsed.platform])
-        query = ChannelQuery(count=parse_count(args.count), since=parse_since(args.since, zone))
-    except ScraperError as exc:
-        return _fail(exc.message)
-    except BadChannelParameter as exc:
-        return _fail(str(exc))
+    request = _url_and_query(args)
+    if isinstance(request, int):
+        return request
+    _, query = request
     folder = Path(args.out)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -125,76 +127,11 @@ def _http(
         return error.code, json.loads(error.read())
 
 
-@pytest.mark.browser
-def test_serve_offline_answers_the_vendor_curl_examples(tmp_path: Path) -> None:
-    """`shortvid serve --offline`: first-start token, health, a Douyin and a TikTok parse to completion."""
+@contextmanager
+def offline_server(data_dir: Path) -> Iterator[tuple[str, str]]:
+    """`shortvid serve --offline` in a subprocess; yields its base URL and the first-start token."""
     port = _free_port()
-    env = {**os.environ, "SHORTVID_DATA_DIR": str(tmp_path)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--offline", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    try:
-        assert process.stdout is not None
-        lines = []
-        while not any(line.startswith("sv_") for line in lines):
-            line = process.stdout.readline()
-            assert line, "serve exited before printing the first token"
-            lines.append(line.strip())
-        token = next(line for line in lines if line.startswith("sv_"))
-        base = f"http://127.0.0.1:{port}"
-        stop = time.monotonic() + 60
-        while True:
-            try:
-                status, health = _http("GET", base + "/api/health")
-                break
-            except OSError:
-                assert time.monotonic() < stop, "server never answered"
-                time.sleep(0.3)
-        assert status == 200 and health["status"] == "ok"
-        dataset = json.loads(shortvid("fixtures", "show").stdout)
-        urls = {
-            platform: next(
-                item["url"]
-                for account in dataset["accounts"]
-                if account["platform"] == platform and account["state"] == "public"
-                for item in account["items"]
-                if item["state"] == "public" and item["kind"] == "video"
-            )
-            for platform in ("douyin", "tiktok")
-        }
-        jobs = {
-            "douyin": _http("POST", base + "/api/video/parse", {"url": urls["douyin"]}, token)[1]["data"][
-                "jobId"
-            ],
-            "tiktok": _http("POST", base + "/api/tiktok/video/parse", {"url": urls["tiktok"]}, token)[1][
-                "data"
-            ]["jobId"],
-        }
-        for platform, job_id in jobs.items():
-            stop = time.monotonic() + 90
-            while True:
-                _, body = _http("GET", f"{base}/api/job/{job_id}")
-                if body["data"]["state"] in ("completed", "failed"):
-                    break
-                assert time.monotonic() < stop, body
-                time.sleep(0.3)
-            assert body["data"]["state"] == "completed", body
-            assert body["data"]["result"]["platform"] == platform
-            assert body["data"]["result"]["video_id"] in urls[platform]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-@pytest.mark.browser
-def test_sessions_command_reads_a_running_node(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "SHORTVID_DATA_DIR": str(tmp_path)}
+    env = {**os.environ, "SHORTVID_DATA_DIR": str(data_dir)}
     process = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--offline", "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -208,13 +145,69 @@ def test_sessions_command_reads_a_running_node(tmp_path: Path) -> None:
         token = ""
         while not token:
             line = process.stdout.readline()
-            assert line, "serve exited early"
+            assert line, "serve exited before printing the first token"
             token = line.strip() if line.startswith("sv_") else ""
+        yield f"http://127.0.0.1:{port}", token
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.browser
+def test_serve_offline_answers_the_vendor_curl_examples(tmp_path: Path) -> None:
+    """`shortvid serve --offline`: first-start token, health, a Douyin and a TikTok parse to completion."""
+    with offline_server(tmp_path) as (base, token):
+        _vendor_curl_examples(base, token)
+
+
+def _vendor_curl_examples(base: str, token: str) -> None:
+    stop = time.monotonic() + 60
+    while True:
+        try:
+            status, health = _http("GET", base + "/api/health")
+            break
+        except OSError:
+            assert time.monotonic() < stop, "server never answered"
+            time.sleep(0.3)
+    assert status == 200 and health["status"] == "ok"
+    dataset = json.loads(shortvid("fixtures", "show").stdout)
+    urls = {
+        platform: next(
+            item["url"]
+            for account in dataset["accounts"]
+            if account["platform"] == platform and account["state"] == "public"
+            for item in account["items"]
+            if item["state"] == "public" and item["kind"] == "video"
+        )
+        for platform in ("douyin", "tiktok")
+    }
+    jobs = {
+        "douyin": _http("POST", base + "/api/video/parse", {"url": urls["douyin"]}, token)[1]["data"][
+            "jobId"
+        ],
+        "tiktok": _http("POST", base + "/api/tiktok/video/parse", {"url": urls["tiktok"]}, token)[1]["data"][
+            "jobId"
+        ],
+    }
+    for platform, job_id in jobs.items():
+        stop = time.monotonic() + 90
+        while True:
+            _, body = _http("GET", f"{base}/api/job/{job_id}")
+            if body["data"]["state"] in ("completed", "failed"):
+                break
+            assert time.monotonic() < stop, body
+            time.sleep(0.3)
+        assert body["data"]["state"] == "completed", body
+        assert body["data"]["result"]["platform"] == platform
+        assert body["data"]["result"]["video_id"] in urls[platform]
+
+
+@pytest.mark.browser
+def test_sessions_command_reads_a_running_node(tmp_path: Path) -> None:
+    with offline_server(tmp_path) as (base, token):
         stop = time.monotonic() + 60
         while True:
-            done = shortvid(
-                "sessions", "--url", f"http://127.0.0.1:{port}", "--token", token, "--json", check=False
-            )
+            done = shortvid("sessions", "--url", base, "--token", token, "--json", check=False)
             if done.returncode == 0:
                 break
             assert time.monotonic() < stop, done.stderr
@@ -222,17 +215,12 @@ def test_sessions_command_reads_a_running_node(tmp_path: Path) -> None:
         census = json.loads(done.stdout)
         assert census["sessions"]["total"] == len(census["detail"]) >= 1
         assert {s["state"] for s in census["detail"]} <= {"healthy", "cooling", "retired"}
-        status, health = _http("GET", f"http://127.0.0.1:{port}/api/health")
+        status, health = _http("GET", f"{base}/api/health")
         assert status == 200
-        assert (
-            health["pool"]["sessions"]["total"] == census["sessions"]["total"]
-            and "detail" not in health["pool"]
-        )
+        assert health["pool"]["sessions"]["total"] == census["sessions"]["total"]
+        assert "detail" not in health["pool"]
         assert health["queue"]["depth"] == 0 and health["pool"]["browser_alive"] is True
-        table = shortvid("sessions", "--url", f"http://127.0.0.1:{port}", "--token", token)
+        table = shortvid("sessions", "--url", base, "--token", token)
         assert "healthy" in table.stdout
-        denied = shortvid("sessions", "--url", f"http://127.0.0.1:{port}", "--token", "sv_wrong", check=False)
+        denied = shortvid("sessions", "--url", base, "--token", "sv_wrong", check=False)
         assert denied.returncode == 2 and "401" in denied.stderr
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
