@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from scraper.config import Identity, load_browser_settings
-from scraper.errors import InvalidUrl, LayoutChanged
+from scraper.errors import Blocked, BrowserCrashed, InvalidUrl, LayoutChanged
 from scraper.loader import LoadSpec, load
 from scraper.pool import BrowserPool
 from scraper.session import should_abort
@@ -169,3 +169,42 @@ async def test_identity_cookies_are_imported_and_sent(mini: tuple[MiniSite, str]
     assert names == {"sessionid"}
     assert site.cookies[-1].get("sessionid") == "logged-in-identity"
     assert census["detail"][0]["identity"] == "logged-in"
+
+
+async def test_rollover_after_page_budget_top_up_and_cooling(mini: tuple[MiniSite, str]) -> None:
+    site, spki = mini
+    settings = replace(
+        load_browser_settings().with_fixture(f"127.0.0.1:{site.port}", spki),
+        pool_size=2,
+        max_pages_per_browser=3,
+        cooldown_base=30.0,
+    )
+    async with BrowserPool(settings) as own:
+        first_browser = own._browser
+        for _ in range(3):
+            async with own.session() as session:
+                await load(session, "https://www.tiktok.com/other", LoadSpec())
+        async with own.session() as session:  # past the page budget: a fresh browser takes over
+            await load(session, "https://www.tiktok.com/other", LoadSpec())
+            assert session.browser is own._browser is not first_browser
+        await own.maintain()  # the remaining old-browser session is replaced; the old browser closes
+        assert own.relaunches == 1 and first_browser is not None and not first_browser.is_connected()
+        assert {s.browser for s in own._idle} == {own._browser}
+
+        # A risk signal cools a session down; leases go to the other one meanwhile.
+        with pytest.raises(Blocked):
+            async with own.session() as session:
+                blocked_id = session.id
+                raise Blocked("captcha page")
+        for _ in range(2):
+            async with own.session() as session:
+                assert session.id != blocked_id
+        assert own.census()["sessions"]["cooling"] == 1
+
+        # A crash retires the identity; maintain tops the pool back up to its size.
+        with pytest.raises(BrowserCrashed):
+            async with own.session() as session:
+                raise BrowserCrashed("page crashed")
+        own._idle.pop()  # as if a replacement could not be made at that moment
+        census = await own.maintain()
+        assert census["sessions"]["total"] == 2 and census["retired"].get("crashed") == 1
