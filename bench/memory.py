@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import json
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -79,6 +80,11 @@ async def run_mode(site: FixtureSite, urls: list[str], mode: str, parses: int, e
                     done += 1
                     if done % every == 0:
                         curve.append((done, round(pool_rss_mib(), 1)))
+                        print(
+                            json.dumps({"mode": mode, "done": done, "rss_mib": curve[-1][1]}),
+                            file=sys.stderr,
+                            flush=True,
+                        )
 
         await asyncio.gather(worker(), worker())
         census = pool.census()

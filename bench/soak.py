@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import sys
 import time
 from typing import Any
 
@@ -65,6 +66,11 @@ async def run(
         finished = sum(outcomes.values())
         if finished // 100 > len(rss):
             rss.append(round(pool_rss_mib(), 1))
+            print(
+                json.dumps({"finished": finished, **outcomes, "rss_mib": rss[-1]}),
+                file=sys.stderr,
+                flush=True,
+            )
         if time.perf_counter() - start > 3 * 3600:
             outcomes["lost"] = len(pending)
             break
@@ -81,6 +87,7 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--block-rate", type=float, default=0.1)
     parser.add_argument("--baseline-jobs", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     async with FixtureSite() as site:
         data = site.dataset.to_json()
@@ -91,7 +98,7 @@ async def main() -> None:
             for item in account["items"]
             if item["state"] in ("public", "deleted")
         ]
-        async with api_against(site, workers=2) as (client, headers):
+        async with api_against(site, workers=args.workers) as (client, headers):
             baseline = await run(client, headers, posts, args.baseline_jobs)
             site.faults.seed = 20261121
             for kind in PAGE_KINDS + XHR_KINDS:
