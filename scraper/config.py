@@ -69,6 +69,7 @@ class BrowserSettings:
     cooldown_max: float = 300.0
     max_pages_per_browser: int = 2000
     risk_retries: int = 3
+    reuse_tabs: bool = True
     identities: tuple[Identity, ...] = (Identity(),)
     blocked_url_patterns: tuple[str, ...] = ()
     blocked_resource_types: frozenset[str] = field(
@@ -151,6 +152,7 @@ def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | Non
         "cooldown_max": float(pool.get("cooldown_max", 300)),
         "max_pages_per_browser": int(pool.get("max_pages_per_browser", 2000)),
         "risk_retries": int(pool.get("risk_retries", 3)),
+        "reuse_tabs": bool(pool.get("reuse_tabs", True)),
         "blocked_url_patterns": tuple(pool.get("blocked_url_patterns", ())),
         "identities": _identities(raw.get("identity", []), path.parent),
         "blocked_resource_types": frozenset(pool.get("blocked_resource_types", ("image", "media", "font"))),
@@ -176,6 +178,7 @@ def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | Non
         "cooldown_max": float,
         "max_pages_per_browser": int,
         "risk_retries": int,
+        "reuse_tabs": _bool,
         "blocked_resource_types": lambda v: frozenset(t for t in v.replace(",", " ").split() if t),
         "host_map": str,
         "trust_spki": str,

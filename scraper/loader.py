@@ -105,6 +105,14 @@ class LivePage:
         page.on("requestfinished", self._ended)
         page.on("requestfailed", self._ended)
 
+    def detach(self) -> None:
+        """Stop listening: the tab may serve the session's next job."""
+        self.page.remove_listener("request", self._started)
+        self.page.remove_listener("requestfinished", self._ended)
+        self.page.remove_listener("requestfailed", self._ended)
+        for stream in self.streams.values():
+            self.page.remove_listener("response", stream.on_response)
+
     def _started(self, request: Request) -> None:
         self.in_flight += 1
 
@@ -224,10 +232,14 @@ async def live_page(
     user_agent = session.settings.mobile_user_agent if mobile else None
     async with session.page(user_agent=user_agent) as page:
         streams = {path: XhrStream(path) for path in xhr_paths}
+        live = LivePage(page, session, streams)
         for stream in streams.values():
             page.on("response", stream.on_response)
-        await _goto(page, url, session.settings.navigation_timeout)
-        yield LivePage(page, session, streams)
+        try:
+            await _goto(page, url, session.settings.navigation_timeout)
+            yield live
+        finally:
+            live.detach()
 
 
 async def load(session: Session, url: str, spec: LoadSpec) -> Capture:

@@ -6,6 +6,7 @@ blocking, and that the pool relaunches a browser that died.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import ssl
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from scraper.config import Identity, load_browser_settings
 from scraper.errors import Blocked, BrowserCrashed, InvalidUrl, LayoutChanged
-from scraper.loader import LoadSpec, load
+from scraper.loader import LoadSpec, live_page, load
 from scraper.pool import BrowserPool
 from scraper.session import should_abort
 
@@ -51,6 +52,9 @@ class MiniSite:
                 f"fetch('https://127.0.0.1:{self.port}/ip-xhr').catch(() => {{}});"
                 "document.title = 'ready';</script></body></html>"
             )
+            return web.Response(text=html, content_type="text/html")
+        if request.path == "/ticker":  # a document whose script keeps calling home
+            html = "<html><body><script>setInterval(() => fetch('/tick'), 50);</script></body></html>"
             return web.Response(text=html, content_type="text/html")
         return web.Response(text="<html><body>other</body></html>", content_type="text/html")
 
@@ -208,3 +212,41 @@ async def test_rollover_after_page_budget_top_up_and_cooling(mini: tuple[MiniSit
         own._idle.pop()  # as if a replacement could not be made at that moment
         census = await own.maintain()
         assert census["sessions"]["total"] == 2 and census["retired"].get("crashed") == 1
+
+
+async def test_a_session_reuses_its_tab_blanked_and_without_the_last_jobs_listeners(
+    mini: tuple[MiniSite, str], pool: BrowserPool
+) -> None:
+    site, _ = mini
+    async with pool.session() as session:
+        async with live_page(session, "https://www.tiktok.com/ticker", xhr_paths=["/tick"]) as live:
+            first, old_stream = live.page, live.streams["/tick"]
+            await asyncio.sleep(0.3)
+        assert first.url == "about:blank" and not first.is_closed()
+        ticks = sum(1 for _, path in site.seen if path == "/tick")
+        assert ticks > 0
+        await asyncio.sleep(0.5)
+        assert sum(1 for _, path in site.seen if path == "/tick") == ticks  # the old script stopped
+        heard = old_stream.seen
+        async with live_page(session, "https://www.tiktok.com/ticker", xhr_paths=["/tick"]) as live:
+            assert live.page is first
+            await asyncio.sleep(0.3)
+            assert live.streams["/tick"].seen > 0
+        assert old_stream.seen == heard  # the last job's listeners were removed from the shared tab
+        async with live_page(session, "https://www.tiktok.com/other", mobile=True) as live:
+            mobile = live.page
+            assert mobile is not first  # a tab with a user-agent override is never shared
+        assert mobile.is_closed()
+
+
+async def test_without_tab_reuse_each_load_gets_a_new_tab(mini: tuple[MiniSite, str]) -> None:
+    site, spki = mini
+    settings = replace(
+        load_browser_settings().with_fixture(f"127.0.0.1:{site.port}", spki), pool_size=1, reuse_tabs=False
+    )
+    async with BrowserPool(settings) as own, own.session() as session:
+        async with live_page(session, "https://www.tiktok.com/other") as live:
+            first = live.page
+        assert first.is_closed()
+        async with live_page(session, "https://www.tiktok.com/other") as live:
+            assert live.page is not first
