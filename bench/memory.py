@@ -31,21 +31,22 @@ MODES = {
 }
 
 
-def pool_rss_mib() -> float:
-    """RSS of Chromium processes descending from this process, in MiB."""
+def pool_memory_mib() -> dict[str, float]:
+    """RSS and PSS of the Chromium processes descending from this process, in MiB.
+
+    RSS counts Chromium's shared code once per process, so a mode with more renderer
+    processes looks worse than it is; PSS splits shared pages between their users.
+    """
     mine = os.getpid()
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
+    chromium: list[Path] = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            pid = int(entry.name)
-            parents[pid] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             if "chrom" in (entry / "comm").read_text():
-                for line in (entry / "status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        rss[pid] = int(line.split()[1])
+                chromium.append(entry)
         except (OSError, ValueError, IndexError):
             continue
 
@@ -56,7 +57,26 @@ def pool_rss_mib() -> float:
                 return True
         return False
 
-    return sum(kb for pid, kb in rss.items() if mine_descendant(pid)) / 1024
+    totals = {"rss": 0, "pss": 0}
+    for entry in chromium:
+        if not mine_descendant(int(entry.name)):
+            continue
+        try:
+            fields = dict(
+                line.split(":", 1)
+                for line in (entry / "smaps_rollup").read_text().splitlines()
+                if ":" in line
+            )
+            totals["rss"] += int(fields["Rss"].split()[0])
+            totals["pss"] += int(fields["Pss"].split()[0])
+        except (OSError, KeyError, ValueError):
+            continue  # the process ended while we looked
+    return {key: round(kb / 1024, 1) for key, kb in totals.items()}
+
+
+def pool_rss_mib() -> float:
+    """RSS of the pool's Chromium processes, in MiB (see ``pool_memory_mib``)."""
+    return pool_memory_mib()["rss"]
 
 
 def public_post_urls(site: FixtureSite) -> list[str]:
@@ -77,6 +97,7 @@ async def run_mode(
     """Parse ``parses`` posts with two workers on a pool configured with ``overrides``."""
     settings = replace(load_browser_settings().pointed_at(site), pool_size=2, **overrides)
     curve: list[tuple[int, float]] = []
+    pss_curve: list[tuple[int, float]] = []
     failures = 0
     start = time.perf_counter()
     async with BrowserPool(settings) as pool:
@@ -94,9 +115,18 @@ async def run_mode(
                 async with lock:
                     done += 1
                     if done % every == 0:
-                        curve.append((done, round(pool_rss_mib(), 1)))
+                        memory = pool_memory_mib()
+                        curve.append((done, memory["rss"]))
+                        pss_curve.append((done, memory["pss"]))
                         print(
-                            json.dumps({"mode": mode, "done": done, "rss_mib": curve[-1][1]}),
+                            json.dumps(
+                                {
+                                    "mode": mode,
+                                    "done": done,
+                                    "rss_mib": memory["rss"],
+                                    "pss_mib": memory["pss"],
+                                }
+                            ),
                             file=sys.stderr,
                             flush=True,
                         )
@@ -110,6 +140,8 @@ async def run_mode(
         "rss_curve_mib": curve,
         "rss_peak_mib": max(r for _, r in curve),
         "rss_last_mib": curve[-1][1],
+        "pss_curve_mib": pss_curve,
+        "pss_peak_mib": max(p for _, p in pss_curve),
         "relaunches": census["relaunches"],
         "retired": census["retired"],
     }

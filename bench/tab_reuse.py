@@ -1,4 +1,4 @@
-"""A reused tab per session vs a new tab per parse: time per parse and Chromium RSS, same run.
+"""A reused tab per session vs a new tab per parse: time per parse and Chromium memory, same run.
 
 The two modes alternate in rounds, so a noisy neighbour on this shared machine hits both.
 
@@ -35,8 +35,9 @@ async def main() -> None:
                 print(json.dumps({"round": round_no, "mode": mode, **run}), file=sys.stderr, flush=True)
     report: dict[str, Any] = {
         mode: {
-            "seconds_per_parse_median": statistics.median(r["seconds_per_parse"] for r in rs),
-            "rss_peak_mib_median": statistics.median(r["rss_peak_mib"] for r in rs),
+            "seconds_per_parse_median": round(statistics.median(r["seconds_per_parse"] for r in rs), 3),
+            "rss_peak_mib_median": round(statistics.median(r["rss_peak_mib"] for r in rs), 1),
+            "pss_peak_mib_median": round(statistics.median(r["pss_peak_mib"] for r in rs), 1),
             "failures": sum(r["failures"] for r in rs),
         }
         for mode, rs in runs.items()
@@ -45,7 +46,10 @@ async def main() -> None:
     report["ratio_seconds_reused_to_new"] = round(
         reused["seconds_per_parse_median"] / new["seconds_per_parse_median"], 2
     )
-    report["ratio_rss_reused_to_new"] = round(reused["rss_peak_mib_median"] / new["rss_peak_mib_median"], 2)
+    for kind in ("rss", "pss"):
+        report[f"ratio_{kind}_reused_to_new"] = round(
+            reused[f"{kind}_peak_mib_median"] / new[f"{kind}_peak_mib_median"], 2
+        )
     print(json.dumps(report, indent=2))
 
 
