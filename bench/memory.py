@@ -12,14 +12,13 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from fixtures.site import FixtureSite
+from scraper.chromium_processes import chromium_memory_mib
 from scraper.config import load_browser_settings
 from scraper.pool import BrowserPool
 from scraper.service import parse_video
@@ -32,46 +31,12 @@ MODES = {
 
 
 def pool_memory_mib() -> dict[str, float]:
-    """RSS and PSS of the Chromium processes descending from this process, in MiB.
+    """RSS and PSS of this process's Chromiums, in MiB.
 
     RSS counts Chromium's shared code once per process, so a mode with more renderer
     processes looks worse than it is; PSS splits shared pages between their users.
     """
-    mine = os.getpid()
-    parents: dict[int, int] = {}
-    chromium: list[Path] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if "chrom" in (entry / "comm").read_text():
-                chromium.append(entry)
-        except (OSError, ValueError, IndexError):
-            continue
-
-    def mine_descendant(pid: int) -> bool:
-        while pid > 1:
-            pid = parents.get(pid, 1)
-            if pid == mine:
-                return True
-        return False
-
-    totals = {"rss": 0, "pss": 0}
-    for entry in chromium:
-        if not mine_descendant(int(entry.name)):
-            continue
-        try:
-            fields = dict(
-                line.split(":", 1)
-                for line in (entry / "smaps_rollup").read_text().splitlines()
-                if ":" in line
-            )
-            totals["rss"] += int(fields["Rss"].split()[0])
-            totals["pss"] += int(fields["Pss"].split()[0])
-        except (OSError, KeyError, ValueError):
-            continue  # the process ended while we looked
-    return {key: round(kb / 1024, 1) for key, kb in totals.items()}
+    return chromium_memory_mib()
 
 
 def pool_rss_mib() -> float:

@@ -13,31 +13,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 from bench.harness import api_against
 from fixtures.site import FixtureSite
+from scraper.chromium_processes import chromium_memory_mib
 from scraper.http import platform_http_session
 
 
 def chromium_rss_mib() -> float:
-    """Resident memory of every Chromium process on the machine, in MiB."""
-    total = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            name = Path(f"/proc/{pid}/comm").read_text().strip()
-            if "chrom" not in name:
-                continue
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
+    """Resident memory of the Chromium processes this benchmark started, in MiB."""
+    return chromium_memory_mib()["rss"]
 
 
 def pick_items(site: FixtureSite, per_platform: int) -> list[tuple[str, str]]:

@@ -18,8 +18,8 @@ from scraper.cookies import (
     parse_netscape,
     platform_cookies,
 )
+from tests.chromium import bare_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 FUTURE = int(time.time()) + 30 * 86400  # within Chromium's 400-day cap, so it survives a round trip
 PAST = 1_600_000_000
 KEYS = {"name", "value", "domain", "path", "expires", "httpOnly", "secure", "sameSite"}
@@ -363,25 +363,8 @@ def test_platform_cookies_drops_other_sites() -> None:
 
 @pytest.fixture(scope="module")
 async def context() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("needs /usr/bin/chromium")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        context = await browser.new_context()
-        yield context
-        await browser.close()
+    async with bare_chromium() as browser:
+        yield await browser.new_context()
 
 
 @pytest.mark.browser

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from fixtures.site import FixtureSite
+from scraper.chromium_processes import own_chromium_processes
 from scraper.config import load_browser_settings
-from server.app import create_app
 from server.keys import POOL, TOKENS
 from server.settings import Settings
-from tests.e2e import account_by_role, items_where, poll_job
+from tests.e2e import account_by_role, items_where, poll_job, start_app
 
 pytestmark = pytest.mark.browser
 
@@ -33,8 +34,6 @@ CHANNEL = {"douyin": "/api/channel/videos", "tiktok": "/api/tiktok/channel/video
 async def app_client(
     site: FixtureSite, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[TestClient]:
-    from datetime import timedelta
-
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("blocking"),
         workers=2,
@@ -42,17 +41,13 @@ async def app_client(
         retry_base=timedelta(milliseconds=200),
     )
     browser = replace(load_browser_settings().pointed_at(site), cooldown_base=0.2, cooldown_max=1.0)
-    app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
-    client = TestClient(TestServer(app))
-    await client.start_server()
+    client = await start_app(settings, browser)
     yield client
     await client.close()
 
 
 @pytest.fixture
 async def funded(app_client: TestClient, site: FixtureSite) -> AsyncIterator[str]:
-    import uuid
-
     token, _ = await app_client.app[TOKENS].create(name=f"b-{uuid.uuid4().hex[:6]}", credits=100_000)
     site.faults.clear()
     yield token
@@ -170,31 +165,7 @@ async def test_a_deleted_item_never_retires_or_scores_a_session(
 
 def browser_pids() -> list[int]:
     """Chromium browser processes started by this test process (children of its Playwright driver)."""
-    mine = os.getpid()
-    parents: dict[int, int] = {}
-    commands: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-            commands[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-
-    def descends(pid: int) -> bool:
-        while pid > 1:
-            pid = parents.get(pid, 1)
-            if pid == mine:
-                return True
-        return False
-
-    return [
-        pid
-        for pid, command in commands.items()
-        if "--remote-debugging-pipe" in command and "--type=" not in command and descends(pid)
-    ]
+    return [process.pid for process in own_chromium_processes() if process.is_browser]
 
 
 async def test_killed_chromium_is_relaunched_and_the_job_completes(

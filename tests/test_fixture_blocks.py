@@ -32,7 +32,7 @@ from tests import test_fixture_site
 
 DESKTOP_UA = test_fixture_site.DESKTOP_UA
 MOBILE_UA = test_fixture_site.MOBILE_UA
-#: The real Chromium, launched as the fixture-site tests launch it (skips without /usr/bin/chromium).
+#: The real Chromium, launched as playwright.config says (tests/chromium.py).
 browser = test_fixture_site.browser
 MS_TOKEN = "fixtureMsToken_" + "b" * 111 + "=="
 DETAIL = "https://www.douyin.com/aweme/v1/web/aweme/detail/"

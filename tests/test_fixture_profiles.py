@@ -28,7 +28,7 @@ from scraper.http import platform_http_session
 from tests import test_fixture_site
 
 DESKTOP_UA = test_fixture_site.DESKTOP_UA
-#: The real Chromium, launched as the fixture-site tests launch it (skips without /usr/bin/chromium).
+#: The real Chromium, launched as playwright.config says (tests/chromium.py).
 browser = test_fixture_site.browser
 CAPTURES = Path(__file__).resolve().parents[1].parent / "shared" / "real-captures"
 PROFILE_CAPTURE = "douyin-web-api-user_profile_info.TikTokDownload-20230804.json"

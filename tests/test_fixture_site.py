@@ -11,7 +11,6 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -24,8 +23,8 @@ from fixtures.signing import a_bogus, a_bogus_valid, ac_signature, ac_signature_
 from fixtures.site import FixtureSite
 from scraper.hosts import ALL_DOMAINS
 from scraper.http import platform_http_session
+from tests.chromium import bare_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 DESKTOP_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/130.0.0.0 Safari/537.36"
@@ -325,25 +324,8 @@ async def test_unknown_paths_are_404_and_static_assets_are_served(site: FixtureS
 
 @pytest.fixture(scope="module")
 async def browser(site: FixtureSite) -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("needs /usr/bin/chromium")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                *site.browser_args(),
-            ],
-        )
+    async with bare_chromium(site.browser_args()) as launched:
         yield launched
-        await launched.close()
 
 
 @pytest.mark.browser

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from scraper.chromium_processes import chromium_memory_mib, own_chromium_processes
 from scraper.config import Identity, load_browser_settings
 from scraper.errors import Blocked, BrowserCrashed, InvalidUrl, LayoutChanged
 from scraper.loader import LoadSpec, live_page, load
@@ -53,6 +55,8 @@ class MiniSite:
                 "document.title = 'ready';</script></body></html>"
             )
             return web.Response(text=html, content_type="text/html")
+        if request.path == "/tick":
+            return web.json_response({"tick": len(self.seen)})
         if request.path == "/ticker":  # a document whose script keeps calling home
             html = "<html><body><script>setInterval(() => fetch('/tick'), 50);</script></body></html>"
             return web.Response(text=html, content_type="text/html")
@@ -221,17 +225,15 @@ async def test_a_session_reuses_its_tab_blanked_and_without_the_last_jobs_listen
     async with pool.session() as session:
         async with live_page(session, "https://www.tiktok.com/ticker", xhr_paths=["/tick"]) as live:
             first, old_stream = live.page, live.streams["/tick"]
-            await asyncio.sleep(0.3)
+            assert "tick" in await live.next_json("/tick")  # the page's script is calling home
         assert first.url == "about:blank" and not first.is_closed()
         ticks = sum(1 for _, path in site.seen if path == "/tick")
-        assert ticks > 0
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # ten ticks' worth of time in which none may come
         assert sum(1 for _, path in site.seen if path == "/tick") == ticks  # the old script stopped
         heard = old_stream.seen
         async with live_page(session, "https://www.tiktok.com/ticker", xhr_paths=["/tick"]) as live:
             assert live.page is first
-            await asyncio.sleep(0.3)
-            assert live.streams["/tick"].seen > 0
+            assert "tick" in await live.next_json("/tick")
         assert old_stream.seen == heard  # the last job's listeners were removed from the shared tab
         async with live_page(session, "https://www.tiktok.com/other", mobile=True) as live:
             mobile = live.page
@@ -250,3 +252,19 @@ async def test_without_tab_reuse_each_load_gets_a_new_tab(mini: tuple[MiniSite, 
         assert first.is_closed()
         async with live_page(session, "https://www.tiktok.com/other") as live:
             assert live.page is not first
+
+
+async def test_the_pools_chromium_processes_are_found_with_their_memory(pool: BrowserPool) -> None:
+    async with pool.session() as session:
+        await load(session, "https://www.tiktok.com/other", LoadSpec())
+    processes = own_chromium_processes()
+    assert len([p for p in processes if p.is_browser]) == 1  # one browser; the rest are its children
+    assert any("--type=renderer" in p.command for p in processes)
+    memory = chromium_memory_mib()
+    assert 0 < memory["pss"] <= memory["rss"]
+    stranger = subprocess.Popen(["sleep", "30"])  # a process with no Chromium below it
+    try:
+        assert own_chromium_processes(root=stranger.pid) == []
+    finally:
+        stranger.kill()
+        stranger.wait()
