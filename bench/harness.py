@@ -7,13 +7,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from fixtures.site import FixtureSite
 from scraper.config import load_browser_settings
-from server.app import create_app
 from server.keys import TOKENS
 from server.settings import Settings
+from tests.e2e import start_app
 
 
 @asynccontextmanager
@@ -22,11 +22,9 @@ async def api_against(site: FixtureSite, *, workers: int) -> AsyncIterator[tuple
     with TemporaryDirectory() as data_dir:
         settings = Settings(data_dir=Path(data_dir), workers=workers, rate_limit_per_minute=0)
         browser = load_browser_settings().pointed_at(site)
-        app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
-        client = TestClient(TestServer(app))
-        await client.start_server()
+        client = await start_app(settings, browser)
         try:
-            token, _ = await app[TOKENS].create(name="bench", unlimited=True)
+            token, _ = await client.app[TOKENS].create(name="bench", unlimited=True)
             yield client, {"Authorization": f"Bearer {token}"}
         finally:
             await client.close()

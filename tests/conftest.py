@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fixtures.site import FixtureSite
 from models.db import create_schema, make_engine
 from scraper.config import load_browser_settings
-from server.app import create_app
 from server.keys import TOKENS
 from server.settings import Settings
+from tests.e2e import start_app
 
 PG_URL = os.environ.get("SHORTVID_TEST_DATABASE_URL")
 _PG_SCHEMAS: dict[AsyncEngine, str] = {}
@@ -88,9 +88,7 @@ def dataset(site: FixtureSite) -> dict[str, Any]:
 async def client(site: FixtureSite, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TestClient]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("e2e"), workers=2, rate_limit_per_minute=0)
     browser = load_browser_settings().pointed_at(site)
-    app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
-    test_client = TestClient(TestServer(app))
-    await test_client.start_server()
+    test_client = await start_app(settings, browser)
     yield test_client
     await test_client.close()
 

@@ -8,9 +8,21 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+
+from scraper.config import BrowserSettings
+from server.app import create_app
+from server.settings import Settings
 
 FINISHED = ("completed", "failed")
+
+
+async def start_app(settings: Settings, browser: BrowserSettings | None = None) -> TestClient:
+    """The whole app (API, workers, pool, scheduler) on a test server; the caller closes it."""
+    app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
 
 
 async def poll_job(client: TestClient, job_id: str, *, deadline: float = 90.0) -> dict[str, Any]:

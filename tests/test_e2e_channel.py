@@ -6,6 +6,7 @@ rule of vendor-api.md, computed independently of the scraper.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,6 +29,24 @@ async def list_channel(client: TestClient, token: str, platform: str, body: dict
     payload = await response.json()
     assert response.status == 200, payload
     return await poll_job(client, payload["data"]["jobId"], deadline=180)
+
+
+async def list_since(
+    client: TestClient,
+    token: str,
+    platform: str,
+    body: Callable[[datetime], dict[str, Any]],
+    zone: str,
+    days_ago: int,
+) -> tuple[dict[str, Any], datetime]:
+    """A listing with a ``since`` day and the day's start we expect; asked again if midnight in
+    ``zone`` passed while the job ran (the server fixes the day when it accepts the request)."""
+    for _ in range(2):
+        start = day_start(zone, days_ago)
+        job = await list_channel(client, token, platform, body(start))
+        if day_start(zone, days_ago) == start:
+            return job, start
+    raise AssertionError(f"the day in {zone} changed twice while one listing ran")
 
 
 def assert_listing(job: dict[str, Any], account: dict[str, Any], count: int, since: datetime | None) -> None:
@@ -73,13 +92,12 @@ async def test_since(
     client: TestClient, token: str, dataset: dict[str, Any], platform: str, since: str, days_ago: int
 ) -> None:
     account = account_by_role(dataset, platform, "big")
-    for _ in range(2):  # if midnight passed while the job ran, ask again: the new day lasts long enough
-        start = day_start(ZONES[platform], days_ago)
+
+    def body(start: datetime) -> dict[str, Any]:
         value = start.astimezone(ZoneInfo(ZONES[platform])).date().isoformat()
-        body = {"url": account["profile_url"], "count": 500, "since": value if since == "date" else since}
-        job = await list_channel(client, token, platform, body)
-        if day_start(ZONES[platform], days_ago) == start:
-            break
+        return {"url": account["profile_url"], "count": 500, "since": value if since == "date" else since}
+
+    job, start = await list_since(client, token, platform, body, ZONES[platform], days_ago)
     assert job["result"]["videos"], "the dataset has posts on these days"
     assert_listing(job, account, 500, start)
     assert not any(v["is_pinned"] for v in job["result"]["videos"])  # pinned posts are older than the rest
@@ -90,11 +108,7 @@ async def test_since_follows_the_requested_time_zone(
 ) -> None:
     account = account_by_role(dataset, "tiktok", "big")
     body = {"url": account["profile_url"], "count": 500, "since": "yesterday", "tz": "Asia/Tokyo"}
-    for _ in range(2):  # as in test_since: a day that changed during the job is asked about again
-        start = day_start("Asia/Tokyo", 1)
-        job = await list_channel(client, token, "tiktok", body)
-        if day_start("Asia/Tokyo", 1) == start:
-            break
+    job, start = await list_since(client, token, "tiktok", lambda _: body, "Asia/Tokyo", 1)
     assert_listing(job, account, 500, start)
 
 

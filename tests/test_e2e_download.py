@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from fixtures.site import FixtureSite
 from scraper.http import platform_http_session
 from server.keys import TOKENS
-from tests.e2e import account_by_role, expected_channel, items_where, poll_job
+from tests.e2e import account_by_role, expected_channel, items_where, poll_job, start_app
 
 pytestmark = pytest.mark.browser
 
@@ -176,12 +176,9 @@ async def test_channel_task_survives_a_restart_with_every_file_once(
     """Stop the server mid-task; on restart the task resumes, skips finished posts, and ends complete."""
     import asyncio
 
-    from aiohttp.test_utils import TestServer
-
     from models.db import make_engine, session_factory
     from models.tables import StoredFile
     from scraper.config import load_browser_settings
-    from server.app import create_app
     from server.keys import FILES
     from server.settings import Settings
     from server.tasks import TaskStore
@@ -189,14 +186,8 @@ async def test_channel_task_survives_a_restart_with_every_file_once(
     settings = Settings(data_dir=tmp_path, workers=1, download_concurrency=1, rate_limit_per_minute=0)
     browser = load_browser_settings().pointed_at(site)
 
-    async def start() -> TestClient:
-        app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
-        started = TestClient(TestServer(app))
-        await started.start_server()
-        return started
-
     account = account_by_role(dataset, "douyin", "medium")
-    first = await start()
+    first = await start_app(settings, browser)
     token, _ = await first.app[TOKENS].create(name="restart", credits=100)
     body = {"url": account["profile_url"], "count": 20}
     task_id = (await (await first.post(CHANNEL_ROUTES["douyin"], json=body, headers=auth(token))).json())[
@@ -219,7 +210,7 @@ async def test_channel_task_survives_a_restart_with_every_file_once(
     done_before = {i.video_id for i in stopped_items if i.state == "done"}
     assert 3 <= len(done_before) < 20
 
-    second = await start()
+    second = await start_app(settings, browser)
     try:
         task = await poll_task(second, task_id)
         assert task["status"] == "completed", task

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from fixtures.site import FixtureSite
 from scraper.config import load_browser_settings
-from server.app import create_app
 from server.keys import TOKENS
 from server.settings import Settings
-from tests.e2e import items_where, poll_job
+from tests.e2e import items_where, poll_job, start_app
 
 pytestmark = pytest.mark.browser
 
@@ -146,9 +145,8 @@ async def test_jobs_survive_a_restart_and_a_dead_worker(
     api_only = Settings(
         data_dir=tmp_path, role="api", lease=timedelta(seconds=1), heartbeat=timedelta(seconds=0.3)
     )
-    app = create_app(api_only, on_first_token=lambda token, info: None)
-    api_client = TestClient(TestServer(app))
-    await api_client.start_server()
+    api_client = await start_app(api_only)
+    app = api_client.app
     token, _ = await app[TOKENS].create(name="restart", credits=100)
     queued = await submit(api_client, token, "tiktok", first["url"])
     orphaned = await submit(api_client, token, "tiktok", second["url"])
@@ -164,8 +162,7 @@ async def test_jobs_survive_a_restart_and_a_dead_worker(
         recover_every=timedelta(seconds=1),
     )
     browser = load_browser_settings().pointed_at(site)
-    restarted = TestClient(TestServer(create_app(full, browser=browser, on_first_token=lambda t, i: None)))
-    await restarted.start_server()
+    restarted = await start_app(full, browser)
     try:
         for job_id, item in ((queued, first), (orphaned, second)):
             job = await poll_job(restarted, job_id)
