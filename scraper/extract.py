@@ -14,8 +14,8 @@ Results (JSON-ready dicts):
   time, statistics or download URL are in oEmbed);
 * a response-headers capture → ``{"status", "cookies"}`` (``tt_chain_token`` explains media 403s).
 
-A deleted, private or blocked item raises the matching ``ScraperError``; an
-unknown file raises ``LayoutChanged``.
+A deleted, private or blocked item raises the matching ``ScraperError`` (a
+captcha or challenge page raises ``Blocked``); an unknown file raises ``LayoutChanged``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from scraper import normalize, page_data
-from scraper.errors import LayoutChanged, ScraperError
+from scraper import normalize, outcome, page_data
+from scraper.errors import Blocked, LayoutChanged, ScraperError
 
 JSON = dict[str, Any]
 Handler = Callable[[JSON], JSON]
@@ -58,6 +58,15 @@ def _tiktok_scope(data: JSON) -> JSON:
     if isinstance(scope, dict) and "webapp.user-detail" in scope and "webapp.video-detail" not in scope:
         return _profile_result(normalize.tiktok_user_detail(scope))
     return normalize.tiktok_item(normalize.tiktok_video_detail_item(data)).to_result()
+
+
+def _tiktok_bare_item(data: JSON) -> JSON:
+    """A lone ``itemStruct`` (or a SIGI ``ItemModule`` entry) saved on its own."""
+    return normalize.tiktok_item(data).to_result()
+
+
+def _looks_like_tiktok_item(data: JSON) -> bool:
+    return "id" in data and "createTime" in data and ("video" in data or "imagePost" in data)
 
 
 def _douyin_detail(data: JSON) -> JSON:
@@ -128,7 +137,7 @@ def _nonzero(value: Any) -> bool:
 
 _TIKTOK_SCOPE_KEYS = (
     "__DEFAULT_SCOPE__",
-    "webapp.video-detail",
+    *normalize.TIKTOK_DETAIL_SCOPES,
     "webapp.user-detail",
     "itemInfo",
     "ItemModule",
@@ -140,6 +149,7 @@ _JSON_KINDS: tuple[tuple[Callable[[JSON], bool], Handler], ...] = (
     (lambda d: "aweme_list" in d, lambda d: _page_result(normalize.douyin_post_page(d), "max_cursor")),
     (lambda d: "itemList" in d, lambda d: _page_result(normalize.tiktok_item_list_page(d), "cursor")),
     (lambda d: any(key in d for key in _TIKTOK_SCOPE_KEYS), _tiktok_scope),
+    (_looks_like_tiktok_item, _tiktok_bare_item),
     (lambda d: "loaderData" in d, _douyin_share),
     (lambda d: "videoDetail" in (d.get("app") or {}), _douyin_render),
     (lambda d: isinstance(d.get("user"), dict), lambda d: _profile_result(normalize.douyin_profile(d))),
@@ -152,7 +162,7 @@ _JSON_KINDS: tuple[tuple[Callable[[JSON], bool], Handler], ...] = (
 
 # (find the hydration JSON in HTML, what to do with it), tried in order.
 _HTML_KINDS: tuple[tuple[Callable[[str], JSON | None], Handler], ...] = (
-    (page_data.tiktok_universal_data, _tiktok_scope),
+    (page_data.tiktok_page_data, _tiktok_scope),
     (page_data.tiktok_sigi_state, _tiktok_scope),
     (page_data.douyin_router_data, _douyin_share),
     (page_data.douyin_render_data, _douyin_render),
@@ -177,6 +187,9 @@ def _extract_html(html: str, *, name: str) -> JSON:
         data = find(html)
         if data is not None:
             return handle(data)
+    blocked = outcome.block_reason(html)
+    if blocked:
+        raise Blocked(f"{name or 'the page'} is a {blocked}, not a data page")
     raise LayoutChanged(
         f"unrecognized file: {name or 'HTML'} has no __UNIVERSAL_DATA_FOR_REHYDRATION__, SIGI_STATE, "
         "window._ROUTER_DATA or RENDER_DATA (hint: a challenge/captcha page, a shell page without a "

@@ -645,16 +645,29 @@ def _sigi_detail(state: JSON, url: str | None) -> JSON:
     return {**status, "itemInfo": {"itemStruct": item}}
 
 
+#: Where a TikTok document keeps the item detail, by layout: the desktop page, the mobile
+#: reflow page (platforms.md §A.1), and the 2026 mobile page's separate ``api-data`` script
+#: (``../shared/real-captures/tiktok-mobile-photo-page-api-data.Tiktok-Downloader-20260502.html``).
+TIKTOK_DETAIL_SCOPES = ("webapp.video-detail", "webapp.reflow.video.detail", "videoDetail")
+
+
 def _tiktok_video_detail(scope: JSON, url: str | None) -> JSON:
     scope = _tiktok_scope(scope)
-    detail = scope.get("webapp.video-detail")
-    if isinstance(detail, dict):
+    detail = next((scope[key] for key in TIKTOK_DETAIL_SCOPES if isinstance(scope.get(key), dict)), None)
+    if detail is not None:
         return detail
     if "ItemModule" in scope:
         return _sigi_detail(scope, url)
     if "itemInfo" in scope or "statusCode" in scope:  # /api/item/detail/ or the detail itself
         return scope
-    raise LayoutChanged(f"no webapp.video-detail in the TikTok data (keys: {sorted(scope)[:12]})", url=url)
+    raise LayoutChanged(
+        f"no {' / '.join(TIKTOK_DETAIL_SCOPES)} in the TikTok data (keys: {sorted(scope)[:12]})", url=url
+    )
+
+
+def tiktok_status_message(detail: JSON) -> Any:
+    """``statusMsg`` (desktop, APIs) or ``statusMessage`` (the mobile ``api-data`` script)."""
+    return detail.get("statusMsg") or detail.get("statusMessage")
 
 
 def tiktok_video_detail_item(scope: JSON, *, url: str | None = None) -> JSON:
@@ -664,7 +677,7 @@ def tiktok_video_detail_item(scope: JSON, *, url: str | None = None) -> JSON:
     ``/api/item/detail/`` response, or a legacy ``SIGI_STATE``.
     """
     detail = _tiktok_video_detail(scope, url)
-    error = tiktok_status_error(detail.get("statusCode"), detail.get("statusMsg"), url=url)
+    error = tiktok_status_error(detail.get("statusCode"), tiktok_status_message(detail), url=url)
     if error is not None:
         raise error
     item = _dict(_dict(detail.get("itemInfo")).get("itemStruct"))

@@ -30,9 +30,15 @@ class Outcome(enum.StrEnum):
 #: Markup that means a block, whatever else the page holds (platforms.md §E).
 DEFINITIVE_MARKERS: tuple[tuple[str, str], ...] = (
     ("验证码中间页", "Douyin captcha page"),
-    ("TTGCaptcha", "captcha page"),
+    # Not the bare "TTGCaptcha": real iesdouyin share pages carry the SDK's glue code too
+    # (../shared/real-captures/douyin-iesdouyin-share-video-page.*.html); only the captcha page
+    # renders it (douyin-captcha-middle-page.douyinstream-pro-20260115.html).
+    ("TTGCaptcha.render", "captcha page"),
     ("verify_center", "verification page"),
     ("tiktok-verify-page", "TikTok verification page"),
+    # TikTok's "Security Check" middle page configures its slider in this script
+    # (../shared/real-captures/tiktok-captcha-security-check-page.tkkstarlink-20260415.html).
+    ('id="captcha-config"', "TikTok captcha page"),
     ("Blocked by ArgusSecurityPlugin", "Argus block"),
     ("当前环境存在风险", "risk-control notice"),
 )

@@ -20,6 +20,8 @@ from scraper.errors import LayoutChanged
 __all__ = [
     "douyin_render_data",
     "douyin_router_data",
+    "tiktok_api_data",
+    "tiktok_page_data",
     "tiktok_sigi_state",
     "tiktok_universal_data",
 ]
@@ -81,6 +83,33 @@ def tiktok_universal_data(html: str) -> dict[str, Any] | None:
     if body is None:
         return None
     return _loads_object(body, "__UNIVERSAL_DATA_FOR_REHYDRATION__")
+
+
+def tiktok_api_data(html: str) -> dict[str, Any] | None:
+    """The 2026 mobile page's ``<script id="api-data">`` (``videoDetail``, ``commentList``).
+
+    Seen in ``../shared/real-captures/tiktok-mobile-photo-page-api-data.Tiktok-Downloader-20260502.html``:
+    there the rehydration scope holds only reflow settings and the post lives here.
+    """
+    body = _script_body(html, "api-data")
+    if body is None:
+        return None
+    return _loads_object(body, "api-data")
+
+
+def tiktok_page_data(html: str) -> dict[str, Any] | None:
+    """A TikTok page's data as one rehydration document, whichever script(s) carry it.
+
+    The ``api-data`` script's keys (``videoDetail``, ``commentList``) join the
+    ``__DEFAULT_SCOPE__`` of ``__UNIVERSAL_DATA_FOR_REHYDRATION__``, so the
+    readers look in one place for every layout. ``None`` when neither is there.
+    """
+    universal = tiktok_universal_data(html)
+    api = tiktok_api_data(html)
+    if api is None:
+        return universal
+    scope = (universal or {}).get("__DEFAULT_SCOPE__")
+    return {**(universal or {}), "__DEFAULT_SCOPE__": {**(scope if isinstance(scope, dict) else {}), **api}}
 
 
 def tiktok_sigi_state(html: str) -> dict[str, Any] | None:

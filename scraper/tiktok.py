@@ -19,7 +19,7 @@ ITEM_LIST_XHR = "/api/post/item_list/"
 
 
 def _hydration(capture: Capture) -> dict[str, Any]:
-    data = page_data.tiktok_universal_data(capture.html)
+    data = page_data.tiktok_page_data(capture.html)
     if data is None:
         raise LayoutChanged(
             f"no __UNIVERSAL_DATA_FOR_REHYDRATION__ on {capture.url} (title {capture.title!r})",

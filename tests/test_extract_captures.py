@@ -1,4 +1,4 @@
-"""``extract_file`` on every real capture in /work/shared/real-captures, asserting the real values.
+"""``extract_file`` on every real capture in ``../shared/real-captures``, asserting the real values.
 
 The expected values were read out of the captures by hand (jq/python) and are
 hard-coded, so a parser that drifts from the real data fails here.
@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 import pytest
 
-from scraper import page_data
-from scraper.errors import LayoutChanged, NotFound, PrivateContent, ScraperError
+from scraper import outcome, page_data
+from scraper.errors import Blocked, LayoutChanged, NotFound, PrivateContent, ScraperError
 from scraper.extract import extract_file, extract_text, main
 
 CAPTURES = Path(__file__).resolve().parents[1].parent / "shared" / "real-captures"
@@ -31,8 +31,21 @@ DOUYIN_DELETED = "douyin-web-api-user_post_delete.TikTokDownload-20230804.json"
 DOUYIN_POSTS = "douyin-web-api-user_post_info_video.TikTokDownload-20230804.json"
 DOUYIN_PROFILE = "douyin-web-api-user_profile_info.TikTokDownload-20230804.json"
 DOUYIN_BASE_INFO = "douyin-web-api-user_base_info.TikTokDownload-20230804.json"
+TIKTOK_MOBILE_PHOTO = "tiktok-mobile-photo-page-api-data.Tiktok-Downloader-20260502.html"
+TIKTOK_PAGE_2026 = "tiktok-video-page.jarvis-2-20260630.html"
+TIKTOK_SIGI_ITEM = "tiktok-sigi-itemmodule-item.TikTok-Api-pr1107-20240124.json"
+DOUYIN_SHARE_MINIFIED = "douyin-iesdouyin-share-video-page.bmad-method-knowledge-20251217.html"
+TIKTOK_WAF = "tiktok-waf-challenge-page.snaptik-20260330.html"
+TIKTOK_CAPTCHA = "tiktok-captcha-security-check-page.tkkstarlink-20260415.html"
+DOUYIN_CAPTCHA = "douyin-captcha-middle-page.douyinstream-pro-20260115.html"
+BLOCK_PAGES = {TIKTOK_WAF, TIKTOK_CAPTCHA, DOUYIN_CAPTCHA}
 
 COVERED = {
+    TIKTOK_MOBILE_PHOTO,
+    TIKTOK_PAGE_2026,
+    TIKTOK_SIGI_ITEM,
+    DOUYIN_SHARE_MINIFIED,
+    *BLOCK_PAGES,
     TIKTOK_PAGE,
     TIKTOK_HEADERS,
     TIKTOK_OEMBED,
@@ -55,7 +68,7 @@ def test_every_capture_has_a_test() -> None:
     assert data_files == COVERED
 
 
-@pytest.mark.parametrize("name", sorted(COVERED - {DOUYIN_DELETED}))
+@pytest.mark.parametrize("name", sorted(COVERED - {DOUYIN_DELETED} - BLOCK_PAGES))
 def test_every_capture_extracts_to_json(name: str) -> None:
     result = extract(name)
     assert json.loads(json.dumps(result)) == result
@@ -132,6 +145,132 @@ def test_tiktok_oembed_is_partial() -> None:
     assert result["author"] == {"nickname": "Antena 3 Noticias", "unique_id": "a3noticias"}
     assert result["cover_url"].endswith("x-signature=weANzY8AXzX93c5j7jm34neMhWY%3D")
     assert "create_time" not in result and "download_url" not in result
+
+
+def test_tiktok_mobile_photo_page_reads_the_api_data_script() -> None:
+    """2026 mobile layout: the rehydration scope holds only reflow settings; the post is in api-data."""
+    html = (CAPTURES / TIKTOK_MOBILE_PHOTO).read_text(encoding="utf-8")
+    universal = page_data.tiktok_universal_data(html)
+    assert universal is not None
+    assert "webapp.reflow.video.detail" not in universal["__DEFAULT_SCOPE__"]
+    post = extract(TIKTOK_MOBILE_PHOTO)
+    assert post["platform"] == "tiktok"
+    assert post["video_id"] == "7631060535387163925"
+    assert post["media_type"] == "photo"
+    assert post["title"].startswith("With the Blue Archive JP 2.0 main story update dropping today")
+    assert post["create_time"] == "2026-04-21T04:12:31.000Z"  # createTime 1776744751
+    assert post["share_url"] == "https://www.tiktok.com/@min_stark/photo/7631060535387163925"
+    assert post["author"]["unique_id"] == "min_stark"
+    assert post["author"]["nickname"] == "スターク•三一ン"
+    assert post["author"]["uid"] == "7308604947934954504"
+    # stats only (no statsV2 on this page)
+    assert post["statistics"] == {
+        "likes": 1827,
+        "comments": 54,
+        "shares": 57,
+        "plays": 18100,
+        "collects": 520,
+    }
+    assert post["duration"] == 0 and post["download_url"] is None
+    images = post["images"]
+    assert len(images) == 7
+    assert all("tplv-photomode-image.jpeg" in image["url"] for image in images)
+    assert (images[0]["width"], images[0]["height"]) == (1929, 1080)
+    assert post["cover_url"] == images[0]["url"]
+    assert post["music"]["title"] == "som original"
+
+
+def test_tiktok_mobile_page_status_message_is_read() -> None:
+    """The api-data detail says ``statusMessage`` (not ``statusMsg``): a 10204 must say so."""
+    html = (CAPTURES / TIKTOK_MOBILE_PHOTO).read_text(encoding="utf-8")
+    gone = json.dumps({"videoDetail": {"statusCode": 10204, "statusMessage": "item doesn't exist"}})
+    html = re.sub(
+        r'(<script[^>]*id="api-data"[^>]*>).*?(</script>)',
+        lambda m: m.group(1) + gone + m.group(2),
+        html,
+        flags=re.S,
+    )
+    with pytest.raises(NotFound, match="item doesn't exist"):
+        extract_text(html)
+
+
+def test_tiktok_desktop_page_2026_prefers_exact_stats_v2() -> None:
+    video = extract(TIKTOK_PAGE_2026)
+    assert video["video_id"] == "7606836476323597588"
+    assert video["author"]["unique_id"] == "w..corporation"
+    assert video["create_time"] == "2026-02-14T21:30:45.000Z"
+    assert (video["duration"], video["width"], video["height"]) == (60, 576, 1024)
+    # statsV2 holds the exact counts as strings ("4768"); stats has collectCount as a string too
+    assert video["statistics"] == {
+        "likes": 32700,
+        "comments": 449,
+        "shares": 1425,
+        "plays": 317100,
+        "collects": 4768,
+    }
+    assert video["download_url"].startswith(
+        "https://v16-webapp-prime.tiktok.com/video/tos/alisg/tos-alisg-pve-0037c001/"
+    )
+    assert video["watermark"] is False
+    assert video["download_url_expires_at"] == "2026-07-02T19:18:55.000Z"
+    assert video["music"]["title"] == "champagne"
+
+
+def test_tiktok_sigi_item_module_entry_with_string_author() -> None:
+    """An old SIGI ``ItemModule`` entry: ``author`` is the uniqueId string, the rest is flat beside it."""
+    video = extract(TIKTOK_SIGI_ITEM)
+    assert video["video_id"] == "7235267734261484801"
+    assert video["create_time"] == "2023-05-20T14:14:08.000Z"
+    assert video["author"]["unique_id"] == "jinguji_ai_"
+    assert video["author"]["nickname"] == "神宮寺 藍"
+    assert video["author"]["uid"] == "7232706906488439810"
+    assert video["author"]["sec_uid"].startswith("MS4wLjABAAAAlL2G-2VybuN3XXQwDBmqY")
+    assert video["statistics"] == {
+        "likes": 113900,
+        "comments": 962,
+        "shares": 1075,
+        "plays": 3500000,
+        "collects": 9082,  # the string "9082"
+    }
+    assert "lr=unwatermarked" in video["download_url"]
+    assert video["download_url_expires_at"] == "2023-10-06T14:37:12.000Z"
+    assert (video["duration"], video["width"], video["height"]) == (10, 720, 1280)
+    # the same entry inside a SIGI_STATE page reads the same
+    item = json.loads((CAPTURES / TIKTOK_SIGI_ITEM).read_text(encoding="utf-8"))
+    sigi = {"VideoPage": {"statusCode": 0}, "ItemModule": {item["id"]: item}}
+    html = f'<script id="SIGI_STATE" type="application/json">{json.dumps(sigi)}</script>'
+    assert extract_text(html) == video
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        (TIKTOK_WAF, "WAF proof-of-work challenge"),
+        (TIKTOK_CAPTCHA, "TikTok captcha page"),
+        (DOUYIN_CAPTCHA, "Douyin captcha page"),
+    ],
+)
+def test_block_pages_are_blocks_not_layout_changes(name: str, reason: str) -> None:
+    """A captcha or challenge page is risk control (rotate and retry), never "layout changed"."""
+    html = (CAPTURES / name).read_text(encoding="utf-8")
+    assert reason in (outcome.block_reason(html) or "")
+    with pytest.raises(Blocked, match=reason) as caught:
+        extract(name)
+    assert caught.value.retryable
+    assert outcome.outcome_of(caught.value) is outcome.Outcome.RISK
+
+
+def test_captcha_pages_fail_fast_but_the_waf_page_may_still_clear() -> None:
+    """The loader's watchdog fails at once on a captcha; the PoW page is given time to solve itself."""
+    for name in (TIKTOK_CAPTCHA, DOUYIN_CAPTCHA):
+        assert outcome.definitive_block((CAPTURES / name).read_text(encoding="utf-8"))
+    assert outcome.definitive_block((CAPTURES / TIKTOK_WAF).read_text(encoding="utf-8")) is None
+
+
+def test_real_data_pages_are_not_taken_for_blocks() -> None:
+    """Share pages load the TTGCaptcha SDK too: only the captcha page itself is a block."""
+    for name in (TIKTOK_PAGE, TIKTOK_PAGE_2026, TIKTOK_MOBILE_PHOTO, DOUYIN_SHARE):
+        assert outcome.definitive_block((CAPTURES / name).read_text(encoding="utf-8")) is None, name
 
 
 # --------------------------------------------------------------------------- Douyin
@@ -271,6 +410,32 @@ SHARE_EXPECTED = {
     },
     "media_type": "video",
 }
+
+
+def test_douyin_share_page_minified_real() -> None:
+    """The byte-level minified share page: playwm rewritten to play; no uid; play_count 0 is unknown."""
+    video = extract(DOUYIN_SHARE_MINIFIED)
+    assert video["platform"] == "douyin"
+    assert video["video_id"] == "7582914250524413219"
+    assert video["title"] == "从狼窝回来的将军 #唐生明 #人物故事 #硬核深度计划  #内容启发搜索"
+    assert video["create_time"] == "2025-12-12T10:20:17.000Z"
+    assert video["duration"] == 434
+    assert (video["width"], video["height"]) == (1920, 1080)
+    assert video["author"]["uid"] is None
+    assert video["author"]["unique_id"] == "jiaowojinzhu"
+    assert video["author"]["nickname"] == "叫我金主编"
+    assert video["statistics"] == {
+        "likes": 17899,
+        "comments": 347,
+        "shares": 236,
+        "plays": None,
+        "collects": 1300,
+    }
+    url = video["download_url"]
+    assert url.startswith("https://aweme.snssdk.com/aweme/v1/play/?")
+    assert "playwm" not in url and "video_id=v0200fg10000d4tunpfog65qkarslveg" in url
+    assert video["watermark"] is False
+    assert video["share_url"] == "https://www.douyin.com/video/7582914250524413219"
 
 
 def _check_share_video(video: dict[str, Any]) -> None:
