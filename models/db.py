@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
+from alembic import command
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from models.migrations import BASELINE, BASELINE_TABLES, alembic_config
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -85,10 +95,61 @@ def read_sessions(sessions: async_sessionmaker[AsyncSession]) -> async_sessionma
     return read_session_factory(sessions.kw["bind"])
 
 
+#: PostgreSQL advisory lock key held while the schema is upgraded and first-start rows are made.
+SCHEMA_LOCK = 7250001
+
+
+@asynccontextmanager
+async def schema_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One transaction that nodes starting together take one at a time.
+
+    PostgreSQL: ``pg_advisory_xact_lock`` - a transaction-level lock, so the commit (or a crashed
+    node's dropped connection) releases it and it can never be left held. SQLite: BEGIN IMMEDIATE
+    already excludes other writers; foreign keys are switched off for the connection (only possible
+    outside a transaction) because batch migrations recreate tables that other tables reference.
+    """
+    async with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            await _sqlite_foreign_keys(connection, on=False)
+        try:
+            async with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    await connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+                yield connection
+        finally:
+            if sqlite:
+                await _sqlite_foreign_keys(connection, on=True)
+
+
+async def _sqlite_foreign_keys(connection: AsyncConnection, *, on: bool) -> None:
+    # On the driver connection: a statement through SQLAlchemy would begin a transaction first.
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    config = alembic_config(connection)
+    tables = set(inspect(connection).get_table_names())
+    if "alembic_version" not in tables and tables & BASELINE_TABLES:
+        command.stamp(config, BASELINE)  # made by create_all before migrations existed
+    command.upgrade(config, "head")
+
+
+@asynccontextmanager
+async def upgrade_schema(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """Upgrade to the newest revision; yield the connection still inside the locked transaction.
+
+    First-start rows (the bootstrap admin token) are made there, so of several nodes starting at
+    once exactly one makes them and the others find them done. Everything commits together.
+    """
+    async with schema_transaction(engine) as connection:
+        await connection.run_sync(_upgrade_to_head)
+        yield connection
+
+
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables (idempotent; safe for several nodes starting at once on PostgreSQL)."""
-    async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # Several nodes may start together; one creates, the others wait and find it done.
-            await connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7250001)")
-        await connection.run_sync(SQLModel.metadata.create_all)
+    """Upgrade the database to the newest revision (idempotent; safe for nodes starting at once)."""
+    async with upgrade_schema(engine):
+        pass

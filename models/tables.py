@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime, utcnow
@@ -38,7 +38,7 @@ class ApiToken(SQLModel, table=True):
     name: str = Field(max_length=100, unique=True)
     token_hash: str = Field(max_length=64, unique=True, index=True)
     token_prefix: str = Field(max_length=16)
-    credits: int = Field(default=0)
+    credits: int = Field(default=0, sa_type=BigInteger)
     unlimited: bool = Field(default=False)
     banned: bool = Field(default=False)
     is_admin: bool = Field(default=False)
@@ -59,7 +59,7 @@ class Job(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     state: str = Field(default=JobState.WAITING, max_length=12)
     token_id: int | None = Field(default=None, foreign_key="api_tokens.id", index=True)
-    cost: int = Field(default=0)
+    cost: int = Field(default=0, sa_type=BigInteger)
     attempts: int = Field(default=0)
     max_attempts: int = Field(default=3)
     worker_id: str | None = Field(default=None, max_length=80)
@@ -90,7 +90,7 @@ class StoredFile(SQLModel, table=True):
     item_id: str = Field(max_length=32)
     role: str = Field(max_length=16)  # video | image | music
     relpath: str = Field(max_length=512)
-    size: int = Field(default=0)
+    size: int = Field(default=0, sa_type=BigInteger)
     sha256: str = Field(max_length=64)
     content_type: str = Field(max_length=64)
     source_url: str = Field(max_length=4096)
@@ -121,7 +121,7 @@ class DownloadItem(SQLModel, table=True):
     url: str = Field(max_length=2048)
     media_type: str = Field(default="video", max_length=8)
     state: str = Field(default=ItemState.PENDING, max_length=12)
-    bytes: int = Field(default=0)
+    bytes: int = Field(default=0, sa_type=BigInteger)
     file_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     error: str | None = Field(default=None)
     attempts: int = Field(default=0)

@@ -20,9 +20,14 @@ from scraper.hosts import resolver_rules
 class ReplicaSite(Protocol):
     """What the pool needs to know of an offline replica site (``fixtures.site.FixtureSite``)."""
 
-    address: str
-    spki_sha256: str
-    ca_pem_path: Path
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def spki_sha256(self) -> str: ...
+
+    @property
+    def ca_pem_path(self) -> Path: ...
 
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "playwright.config"

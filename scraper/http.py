@@ -25,7 +25,8 @@ class PlatformOnlyResolver(AbstractResolver):
 
     def __init__(self, map_to: str | None = None) -> None:
         self._map_to = map_to
-        self._default: DefaultResolver | None = None
+        # DefaultResolver is an alias chosen at import (threaded or aiodns), not a class to annotate with.
+        self._default: AbstractResolver | None = None
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET

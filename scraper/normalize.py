@@ -653,7 +653,9 @@ TIKTOK_DETAIL_SCOPES = ("webapp.video-detail", "webapp.reflow.video.detail", "vi
 
 def _tiktok_video_detail(scope: JSON, url: str | None) -> JSON:
     scope = _tiktok_scope(scope)
-    detail = next((scope[key] for key in TIKTOK_DETAIL_SCOPES if isinstance(scope.get(key), dict)), None)
+    detail: JSON | None = next(
+        (scope[key] for key in TIKTOK_DETAIL_SCOPES if isinstance(scope.get(key), dict)), None
+    )
     if detail is not None:
         return detail
     if "ItemModule" in scope:

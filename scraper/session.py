@@ -105,6 +105,8 @@ class Session:
         context.set_default_navigation_timeout(settings.navigation_timeout * 1000)
         context.set_default_timeout(settings.data_timeout * 1000)
         if identity.cookies_file:
+            # Playwright types the cookies as its SetCookieParam TypedDict, which it does not export
+            # (only playwright._impl has it); scraper.cookies builds plain dicts of that shape.
             await context.add_cookies(platform_cookies(load_cookies(Path(identity.cookies_file))))  # type: ignore[arg-type]
         session = cls(context, settings, generation, identity, browser)
         await context.route("**/*", session._filter)

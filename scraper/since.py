@@ -16,7 +16,10 @@ from scraper.hosts import Platform
 DEFAULT_TIMEZONES: dict[Platform, str] = {"douyin": "Asia/Shanghai", "tiktok": "UTC"}
 DEFAULT_COUNT = 20
 MAX_COUNT = 500
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+#: Posts carry Unix times, so no post is older than the epoch; earlier days (and the year-1 dates
+#: that overflow ``datetime`` once moved to UTC from a zone east of it) mean nothing here.
+EARLIEST_SINCE = date(1970, 1, 1)
 
 
 class BadChannelParameter(ValueError):
@@ -55,6 +58,10 @@ def parse_since(value: object, zone: ZoneInfo, *, now: datetime | None = None) -
             raise BadChannelParameter(f'"since" {value!r} is not a real date.') from exc
         if day > today:
             raise BadChannelParameter(f'"since" {value!r} is in the future.')
+        if day < EARLIEST_SINCE:
+            raise BadChannelParameter(
+                f'"since" {value!r} is out of range: use a day from {EARLIEST_SINCE.isoformat()} to today.'
+            )
     else:
         raise BadChannelParameter(
             f'"since" must be "today", "yesterday" or a date "YYYY-MM-DD", not {value!r}.'

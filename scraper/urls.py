@@ -236,7 +236,10 @@ def _host(url: str) -> tuple[str, str, str]:
     """``(host, path, query)`` of an absolute http(s) URL, refusing host tricks."""
     if _BAD_URL_CHARS.search(url):
         raise InvalidUrl("the URL contains spaces, control characters or backslashes; paste it unchanged")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced or misplaced bracket: "https://[::1", "https://host]/x"
+        raise InvalidUrl("IP addresses are not accepted; paste a douyin.com or tiktok.com link") from None
     if "@" in parts.netloc:
         raise InvalidUrl("URLs with a user name or password (user@host) are not accepted")
     if "[" in parts.netloc or "]" in parts.netloc:
@@ -286,6 +289,8 @@ def _match(platform: Platform, host: str, path: str, query: str) -> ParsedUrl | 
         if form.query_id:
             groups["id"] = _check(platform, "id", params[form.query_id][0])
         user = groups.get("user")
+        if user == "_" and form.kind != "user":
+            user = None  # our own placeholder handle in canonical item URLs (``/@_/video/<id>``)
         canonical = form.canonical.format(
             id=groups.get("id"), user=user, handle=user or "_", code=groups.get("code"), host=host
         )

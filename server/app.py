@@ -11,10 +11,11 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from models.db import create_schema, make_engine, session_factory
+from models.db import make_engine, session_factory, upgrade_schema
 from scraper.config import BrowserSettings, load_browser_settings
 from scraper.pool import BrowserPool
 from server.auth import RATE_LIMITER, RateLimiter
+from server.connections import CONNECTIONS, ConnectionLimits, ConnectionRegistry, request_deadline
 from server.files import FileStore
 from server.keys import ENGINE, FILES, POOL, QUEUE, SETTINGS, TASKS, TOKENS, WAKEUP
 from server.media import JobContext
@@ -24,8 +25,8 @@ from server.routes import admin, files, health, jobs, tasks
 from server.scheduler import build_scheduler
 from server.settings import Settings
 from server.tasks import TaskStore
-from server.tokens import TokenInfo, TokenStore
-from server.worker import Worker
+from server.tokens import TokenInfo, TokenStore, bootstrap_admin
+from server.worker import Node, Worker, take_back_orphans
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,16 @@ def create_app(
     on_first_token: FirstTokenCallback = _log_first_token,
 ) -> web.Application:
     """Build the app; nothing is opened until the app starts (``cleanup_ctx``)."""
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[request_deadline, json_errors], client_max_size=settings.max_body_bytes
+    )
     app[SETTINGS] = settings
+    app[CONNECTIONS] = ConnectionRegistry(
+        ConnectionLimits(
+            header_timeout=settings.header_timeout.total_seconds(),
+            per_client=settings.max_connections_per_client,
+        )
+    )
     app[BROWSER] = browser or load_browser_settings()
     app[WAKEUP] = asyncio.Event()
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
@@ -74,7 +83,8 @@ def _database(on_first_token: FirstTokenCallback) -> Callable[[web.Application],
         settings = app[SETTINGS]
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.resolved_database_url)
-        await create_schema(engine)
+        async with upgrade_schema(engine) as connection:  # one lock for the schema and the first token
+            first = await bootstrap_admin(connection)
         sessions = session_factory(engine)
         app[ENGINE] = engine
         app[TOKENS] = TokenStore(sessions)
@@ -83,9 +93,8 @@ def _database(on_first_token: FirstTokenCallback) -> Callable[[web.Application],
             settings.files_dir, sessions, ttl=settings.file_ttl, max_bytes=settings.files_max_bytes
         )
         app[TASKS] = TaskStore(sessions)
-        if await app[TOKENS].count() == 0:
-            token, info = await app[TOKENS].create(name="admin", unlimited=True, admin=True)
-            on_first_token(token, info)
+        if first is not None:  # shown only once it is committed
+            on_first_token(*first)
         yield
         await engine.dispose()
 
@@ -116,27 +125,39 @@ async def _browser_pool(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
+    """Lock this node, take back its dead incarnation's jobs, then run the workers under its id."""
+    settings = app[SETTINGS]
+    node = Node.open(settings.data_dir, settings.worker_name)
+    try:
+        await take_back_orphans(app[QUEUE], node)
+        tasks = [asyncio.create_task(w.run(), name=f"worker:{w.name}") for w in _make_workers(app, node)]
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        node.close()
+
+
+def _make_workers(app: web.Application, node: Node) -> list[Worker]:
     settings = app[SETTINGS]
     context = JobContext(pool=app[POOL], files=app[FILES], tasks=app[TASKS], settings=settings)
-    workers = [
-        Worker(queue=app[QUEUE], context=context, settings=settings, wakeup=app[WAKEUP])
-        for _ in range(settings.workers)
+    return [
+        Worker(
+            queue=app[QUEUE], context=context, settings=settings, wakeup=app[WAKEUP], name=node.worker_id(n)
+        )
+        for n in range(settings.workers)
     ]
-    tasks = [asyncio.create_task(w.run(), name=f"worker:{w.name}") for w in workers]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     scheduler = build_scheduler(app[SETTINGS], app[QUEUE], app.get(POOL), app[FILES])
     scheduler.start()
     # Jobs orphaned by a previous crash are taken up at once, not at the first interval.
-    requeued, failed = await app[QUEUE].recover_expired()
-    if requeued or failed:
-        log.info("start-up recovery: requeued %d, failed %d", requeued, failed)
+    recovered = await app[QUEUE].recover_expired()
+    if any(recovered):
+        log.info("start-up recovery: requeued %d, failed %d, skipped %d", *recovered)
     yield
     scheduler.shutdown(wait=False)

@@ -48,9 +48,19 @@ def bearer_token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token or len(token) > 200:
+    if scheme.lower() != "bearer" or not _token_shaped(token):
         raise ApiError(401, MISSING_TOKEN, headers={"WWW-Authenticate": "Bearer"})
     return token
+
+
+def _token_shaped(token: str) -> bool:
+    """Printable ASCII without spaces, at most 200 characters.
+
+    aiohttp hands undecodable header bytes over as surrogate escapes (``Bearer \\udcff``);
+    those, like any non-ASCII or control character, can be no token of ours, so they are a
+    401 here rather than an encoding error when the token is hashed.
+    """
+    return 0 < len(token) <= 200 and token.isascii() and token.isprintable() and " " not in token
 
 
 async def authenticate(request: web.Request) -> TokenInfo:

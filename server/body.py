@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from aiohttp import web
 
-from server.error_map import bad_request
+from server.error_map import ApiError, bad_request
+from server.keys import SETTINGS
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object; 400 for anything else (size limits are aiohttp's client_max_size)."""
-    raw = await request.read()
+    """The body as a JSON object; 400 for anything else, 408 when it does not arrive in time.
+
+    Size is aiohttp's ``client_max_size`` (413); time is ``body_timeout``, so a client that
+    stalls mid-body holds its connection for seconds, not minutes.
+    """
+    timeout = request.app[SETTINGS].body_timeout.total_seconds()
+    try:
+        async with asyncio.timeout(timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise ApiError(408, f"Request Timeout: the body did not arrive within {timeout:g} seconds.") from None
     if not raw.strip():
         raise bad_request('Missing JSON body. Send {"url": "..."} with Content-Type: application/json.')
     try:

@@ -35,6 +35,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from server.app import create_app
+    from server.connections import serve
+    from server.worker import NodeBusy
 
     settings = settings_from_env().with_overrides(
         host=args.host,
@@ -60,7 +62,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"data in {settings.data_dir.resolve()}",
         flush=True,
     )
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    try:
+        asyncio.run(
+            serve(
+                app,
+                settings.host,
+                settings.port,
+                keepalive_timeout=settings.keepalive_timeout.total_seconds(),
+            )
+        )
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    except NodeBusy as busy:  # a second process on this node's data directory
+        return _fail(str(busy))
     return 0
 
 

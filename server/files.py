@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from models.db import read_sessions
 from models.tables import StoredFile
@@ -104,8 +105,10 @@ class FileStore:
             return []
         async with self._reads() as session:
             rows = (
-                (await session.execute(select(StoredFile).where(StoredFile.id.in_(file_ids)))).scalars().all()
-            )  # type: ignore[attr-defined]
+                (await session.execute(select(StoredFile).where(col(StoredFile.id).in_(file_ids))))
+                .scalars()
+                .all()
+            )
         order = {file_id: n for n, file_id in enumerate(file_ids)}
         return sorted(rows, key=lambda row: order[row.id])
 
@@ -118,12 +121,14 @@ class FileStore:
 
     async def unpin_job(self, job_id: str) -> None:
         async with self._sessions() as session, session.begin():
-            await session.execute(update(StoredFile).where(StoredFile.job_id == job_id).values(pinned=False))  # type: ignore[arg-type]
+            await session.execute(
+                update(StoredFile).where(col(StoredFile.job_id) == job_id).values(pinned=False)
+            )
 
     async def total_bytes(self) -> int:
         async with self._reads() as session:
             return int(
-                (await session.execute(select(func.coalesce(func.sum(StoredFile.size), 0)))).scalar_one()
+                (await session.execute(select(func.coalesce(func.sum(col(StoredFile.size)), 0)))).scalar_one()
             )
 
     async def expire(self, *, now: datetime | None = None) -> int:
@@ -132,7 +137,9 @@ class FileStore:
         async with self._sessions() as session, session.begin():
             rows = (
                 await session.execute(
-                    delete(StoredFile).where(StoredFile.expires_at < now).returning(StoredFile.relpath)  # type: ignore[arg-type,operator]
+                    delete(StoredFile)
+                    .where(col(StoredFile.expires_at) < now)
+                    .returning(col(StoredFile.relpath))
                 )
             ).all()
         for (relpath,) in rows:
@@ -147,9 +154,9 @@ class FileStore:
             async with self._sessions() as session, session.begin():
                 oldest = (
                     await session.execute(
-                        select(StoredFile.id, StoredFile.size)
-                        .where(StoredFile.pinned == False)  # noqa: E712
-                        .order_by(StoredFile.created_at)
+                        select(col(StoredFile.id), col(StoredFile.size))
+                        .where(col(StoredFile.pinned) == False)  # noqa: E712
+                        .order_by(col(StoredFile.created_at))
                         .limit(100)
                     )
                 ).all()
@@ -163,7 +170,9 @@ class FileStore:
                     excess -= size
                 rows = (
                     await session.execute(
-                        delete(StoredFile).where(StoredFile.id.in_(victims)).returning(StoredFile.relpath)  # type: ignore[attr-defined]
+                        delete(StoredFile)
+                        .where(col(StoredFile.id).in_(victims))
+                        .returning(col(StoredFile.relpath))
                     )
                 ).all()
             for (relpath,) in rows:

@@ -8,17 +8,26 @@ once: it rides on the single UPDATE that moves a job into ``failed``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import ColumnElement, and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from models.db import read_sessions
 from models.tables import ApiToken, Job, JobState
 from models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+_LOST = "The worker running this job stopped responding too many times"
+#: (error, code) a recovered job carries while it waits for its next attempt.
+_LEASE_EXPIRED = ("worker lease expired; retrying", "lease_expired")
+_RESTARTED = ("the worker restarted; retrying", "worker_restarted")
 
 
 class InsufficientCredits(Exception):
@@ -49,11 +58,22 @@ class QueueCounts:
         return sum(self.by_state.get(s, 0) for s in (*JobState.CLAIMABLE, JobState.ACTIVE))
 
 
-_CLAIMABLE = Job.state.in_(JobState.CLAIMABLE)  # type: ignore[attr-defined]
+class Recovered(NamedTuple):
+    """What one recovery run did; ``skipped`` jobs raised and are tried again on the next run."""
+
+    requeued: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+_CLAIMABLE = col(Job.state).in_(JobState.CLAIMABLE)
 
 
 class JobQueue:
     """Queue operations; safe for many workers in many processes on SQLite and PostgreSQL."""
+
+    #: Orphaned jobs read per query during recovery (memory bound, not a cap on a run).
+    recover_batch = 200
 
     def __init__(
         self,
@@ -102,21 +122,23 @@ class JobQueue:
             await session.execute(
                 update(ApiToken)
                 .where(
-                    ApiToken.id == token_id,  # type: ignore[arg-type]
-                    ApiToken.banned == False,  # noqa: E712
-                    (ApiToken.unlimited == True) | (ApiToken.credits >= cost),  # noqa: E712
+                    col(ApiToken.id) == token_id,
+                    col(ApiToken.banned) == False,  # noqa: E712
+                    (col(ApiToken.unlimited) == True) | (col(ApiToken.credits) >= cost),  # noqa: E712
                 )
                 .values(
-                    credits=case((ApiToken.unlimited, ApiToken.credits), else_=ApiToken.credits - cost),
+                    credits=case((col(ApiToken.unlimited), ApiToken.credits), else_=ApiToken.credits - cost),
                     last_used_at=utcnow(),
                 )
-                .returning(ApiToken.unlimited)
+                .returning(col(ApiToken.unlimited))
             )
         ).first()
         if row is not None:
             return 0 if row[0] else cost
         current = (
-            await session.execute(select(ApiToken.credits, ApiToken.banned).where(ApiToken.id == token_id))
+            await session.execute(
+                select(col(ApiToken.credits), col(ApiToken.banned)).where(col(ApiToken.id) == token_id)
+            )
         ).first()
         if current is None:
             raise TokenGone()
@@ -134,16 +156,16 @@ class JobQueue:
         """
         now = now or utcnow()
         due = (
-            select(Job.id)
-            .where(_CLAIMABLE, Job.run_at <= now)  # type: ignore[arg-type]
-            .order_by(Job.run_at, Job.created_at)  # type: ignore[arg-type]
+            select(col(Job.id))
+            .where(_CLAIMABLE, col(Job.run_at) <= now)
+            .order_by(col(Job.run_at), col(Job.created_at))
             .limit(1)
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
         statement = (
             update(Job)
-            .where(Job.id == due, _CLAIMABLE)  # type: ignore[arg-type]
+            .where(col(Job.id) == due, _CLAIMABLE)
             .values(
                 state=JobState.ACTIVE,
                 worker_id=worker_id,
@@ -215,52 +237,115 @@ class JobQueue:
             rows = (
                 await session.execute(
                     update(Job)
-                    .where(Job.id == job_id, Job.worker_id == worker_id, Job.state == JobState.ACTIVE)  # type: ignore[arg-type]
+                    .where(
+                        col(Job.id) == job_id,
+                        col(Job.worker_id) == worker_id,
+                        col(Job.state) == JobState.ACTIVE,
+                    )
                     .values(**self._failed_values(now, error, code))
-                    .returning(Job.token_id, Job.cost)
+                    .returning(col(Job.token_id), col(Job.cost))
                 )
             ).all()
             await self._refund(session, rows)
         return bool(rows)
 
-    async def recover_expired(self, *, now: datetime | None = None) -> tuple[int, int]:
+    async def recover_expired(self, *, now: datetime | None = None) -> Recovered:
         """Take up jobs whose worker died (lease expired): requeue, or fail and refund when out of attempts.
 
         Idempotent: every node's scheduler may run it.
         """
         now = now or utcnow()
-        expired = and_(Job.state == JobState.ACTIVE, Job.locked_until < now)  # type: ignore[arg-type]
+        expired = and_(col(Job.state) == JobState.ACTIVE, col(Job.locked_until) < now)
+        return await self._take_up(expired, now, _LEASE_EXPIRED)
+
+    async def recover_restarted(self, node_prefix: str, current_prefix: str) -> Recovered:
+        """Take back at once the jobs an earlier incarnation of this node held when it died.
+
+        Waiting for their leases would stall them for a whole lease after a restart. The
+        caller proves the earlier incarnation is dead (it holds the node's lock), so its
+        leases need not run out. Jobs of other nodes fail the first prefix guard, jobs
+        of the current incarnation the second.
+        """
+        owner = col(Job.worker_id)
+        orphaned = and_(
+            col(Job.state) == JobState.ACTIVE,
+            owner.startswith(node_prefix, autoescape=True),
+            ~owner.startswith(current_prefix, autoescape=True),
+        )
+        return await self._take_up(orphaned, utcnow(), _RESTARTED)
+
+    async def _take_up(
+        self, orphaned: ColumnElement[bool], now: datetime, retry: tuple[str, str]
+    ) -> Recovered:
+        """Recover each orphaned job in its own transaction, so one that cannot be recovered
+        (its refund fails) is logged and skipped instead of stalling every other job."""
+        counts = {"requeued": 0, "failed": 0, "skipped": 0}
+        async for job_id in self._orphan_ids(orphaned):
+            try:
+                outcome = await self._take_up_one(job_id, orphaned, now, retry)
+            except Exception as exc:
+                log.error(
+                    "could not recover job %s: %r", job_id, exc, extra={"job": job_id, "error": repr(exc)}
+                )
+                outcome = "skipped"
+            if outcome:
+                counts[outcome] += 1
+        return Recovered(**counts)
+
+    async def _orphan_ids(self, orphaned: ColumnElement[bool]) -> AsyncIterator[str]:
+        """Ids of the orphaned jobs in bounded batches (keyset by id, so skipped jobs do not repeat)."""
+        after = ""
+        while True:
+            async with self._reads() as session:
+                batch = (
+                    select(col(Job.id))
+                    .where(orphaned, col(Job.id) > after)
+                    .order_by(col(Job.id))
+                    .limit(self.recover_batch)
+                )
+                ids = (await session.scalars(batch)).all()
+            for job_id in ids:
+                yield job_id
+            if len(ids) < self.recover_batch:
+                return
+            after = ids[-1]
+
+    async def _take_up_one(
+        self, job_id: str, orphaned: ColumnElement[bool], now: datetime, retry: tuple[str, str]
+    ) -> str | None:
+        """Fail and refund, or requeue, one job; each UPDATE repeats the guard, so of two nodes
+        recovering at once only one moves the job (and refunds it). None: someone else did."""
+        mine = and_(col(Job.id) == job_id, orphaned)
         async with self._sessions() as session, session.begin():
             failed = (
                 await session.execute(
                     update(Job)
-                    .where(expired, Job.attempts >= Job.max_attempts)  # type: ignore[arg-type]
-                    .values(
-                        **self._failed_values(
-                            now, "The worker running this job stopped responding too many times", "lost"
-                        )
-                    )
-                    .returning(Job.token_id, Job.cost)
+                    .where(mine, col(Job.attempts) >= Job.max_attempts)
+                    .values(**self._failed_values(now, _LOST, "lost"))
+                    .returning(col(Job.token_id), col(Job.cost))
                 )
             ).all()
-            await self._refund(session, failed)
+            if failed:
+                await self._refund(session, failed)
+                return "failed"
+            error, code = retry
             requeued = (
                 await session.execute(
                     update(Job)
-                    .where(expired)
+                    .where(mine)
                     .values(
                         state=JobState.DELAYED,
                         worker_id=None,
                         locked_until=None,
                         run_at=now,
-                        error="worker lease expired; retrying",
-                        error_code="lease_expired",
+                        error=error,
+                        error_code=code,
                         updated_at=now,
                     )
-                    .returning(Job.id)
+                    .returning(col(Job.id))
                 )
             ).all()
-        return len(requeued), len(failed)
+        return "requeued" if requeued else None
 
     async def expire_results(self, *, now: datetime | None = None) -> int:
         """Drop results past their TTL; the row stays so the API can say the result expired."""
@@ -270,12 +355,12 @@ class JobQueue:
                 await session.execute(
                     update(Job)
                     .where(
-                        Job.state.in_(JobState.FINISHED),  # type: ignore[attr-defined]
-                        Job.result_expires_at < now,  # type: ignore[arg-type,operator]
-                        Job.result_expired == False,  # noqa: E712
+                        col(Job.state).in_(JobState.FINISHED),
+                        col(Job.result_expires_at) < now,
+                        col(Job.result_expired) == False,  # noqa: E712
                     )
                     .values(result=None, result_expired=True, payload={}, updated_at=now)
-                    .returning(Job.id)
+                    .returning(col(Job.id))
                 )
             ).all()
         return len(rows)
@@ -286,7 +371,9 @@ class JobQueue:
 
     async def counts(self) -> QueueCounts:
         async with self._reads() as session:
-            rows = (await session.execute(select(Job.state, func.count()).group_by(Job.state))).all()
+            rows = (
+                await session.execute(select(col(Job.state), func.count()).group_by(col(Job.state)))
+            ).all()
         return QueueCounts({str(state): int(n) for state, n in rows})
 
     def _failed_values(self, now: datetime, error: str, code: str) -> dict[str, Any]:
@@ -305,9 +392,13 @@ class JobQueue:
             rows = (
                 await session.execute(
                     update(Job)
-                    .where(Job.id == job_id, Job.worker_id == owner, Job.state == JobState.ACTIVE)  # type: ignore[arg-type]
+                    .where(
+                        col(Job.id) == job_id,
+                        col(Job.worker_id) == owner,
+                        col(Job.state) == JobState.ACTIVE,
+                    )
                     .values(**values)
-                    .returning(Job.id)
+                    .returning(col(Job.id))
                 )
             ).all()
         return bool(rows)
@@ -318,5 +409,7 @@ class JobQueue:
         for token_id, cost in rows:
             if token_id is not None and cost:
                 await session.execute(
-                    update(ApiToken).where(ApiToken.id == token_id).values(credits=ApiToken.credits + cost)  # type: ignore[arg-type]
+                    update(ApiToken)
+                    .where(col(ApiToken.id) == token_id)
+                    .values(credits=ApiToken.credits + cost)
                 )

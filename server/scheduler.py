@@ -35,8 +35,8 @@ def build_scheduler(
     options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
 
     async def recover() -> object:
-        requeued, failed = await queue.recover_expired()
-        return {"requeued": requeued, "failed": failed} if requeued or failed else None
+        recovered = await queue.recover_expired()
+        return recovered._asdict() if any(recovered) else None
 
     scheduler.add_job(
         _logged("recover_expired_leases", recover),

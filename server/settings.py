@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 from scraper.since import DEFAULT_TIMEZONES
 
@@ -38,6 +38,10 @@ class Settings:
     workers: int = 2
     offline: bool = False
     max_body_bytes: int = 64 * 1024
+    header_timeout: timedelta = timedelta(seconds=5)
+    body_timeout: timedelta = timedelta(seconds=10)
+    keepalive_timeout: timedelta = timedelta(seconds=15)
+    max_connections_per_client: int = 64
     max_attempts: int = 3
     retry_base: timedelta = timedelta(seconds=2)
     retry_cap: timedelta = timedelta(minutes=2)
@@ -56,7 +60,7 @@ class Settings:
     expire_every: timedelta = timedelta(seconds=60)
     rate_limit_per_minute: int = 120
     costs: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_COSTS))
-    channel_timezones: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TIMEZONES))
+    channel_timezones: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TIMEZONES.items()))
     worker_name: str = ""
 
     def __post_init__(self) -> None:
@@ -85,7 +89,9 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the non-None ``changes`` applied (CLI flags)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+        # Any: the flags are of mixed types, one per field, which replace() cannot match statically.
+        overrides: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **overrides)
 
 
 def _seconds(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
@@ -110,10 +116,16 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         database_url=env.get("SHORTVID_DATABASE_URL") or None,
         host=env.get("SHORTVID_HOST", base.host),
         port=int(env.get("SHORTVID_PORT", base.port)),
-        role=role,  # type: ignore[arg-type]
+        role=cast(Role, role),  # checked against the Role values just above
         workers=int(env.get("SHORTVID_WORKERS", base.workers)),
         offline=env.get("SHORTVID_OFFLINE", "").lower() in ("1", "true", "yes"),
         max_body_bytes=int(env.get("SHORTVID_MAX_BODY_BYTES", base.max_body_bytes)),
+        header_timeout=_seconds(env, "SHORTVID_HEADER_TIMEOUT", base.header_timeout),
+        body_timeout=_seconds(env, "SHORTVID_BODY_TIMEOUT", base.body_timeout),
+        keepalive_timeout=_seconds(env, "SHORTVID_KEEPALIVE_TIMEOUT", base.keepalive_timeout),
+        max_connections_per_client=int(
+            env.get("SHORTVID_MAX_CONNECTIONS_PER_CLIENT", base.max_connections_per_client)
+        ),
         max_attempts=int(env.get("SHORTVID_MAX_ATTEMPTS", base.max_attempts)),
         retry_base=_seconds(env, "SHORTVID_RETRY_BASE", base.retry_base),
         lease=_seconds(env, "SHORTVID_LEASE", base.lease),

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from models.db import read_sessions
 from models.tables import DownloadItem, ItemState
@@ -34,7 +35,9 @@ class TaskStore:
     async def items(self, task_id: str) -> list[DownloadItem]:
         async with self._reads() as session:
             rows = await session.execute(
-                select(DownloadItem).where(DownloadItem.task_id == task_id).order_by(DownloadItem.position)  # type: ignore[arg-type]
+                select(DownloadItem)
+                .where(col(DownloadItem.task_id) == task_id)
+                .order_by(col(DownloadItem.position))
             )
             return list(rows.scalars().all())
 
@@ -42,7 +45,9 @@ class TaskStore:
         """Record the listed posts once (a resumed task finds them already there)."""
         async with self._sessions() as session, session.begin():
             existing = (
-                await session.execute(select(DownloadItem.id).where(DownloadItem.task_id == task_id).limit(1))  # type: ignore[arg-type]
+                await session.execute(
+                    select(col(DownloadItem.id)).where(col(DownloadItem.task_id) == task_id).limit(1)
+                )
             ).first()
             if existing is None:
                 for position, post in enumerate(posts):
@@ -69,7 +74,7 @@ class TaskStore:
         async with self._sessions() as session, session.begin():
             await session.execute(
                 update(DownloadItem)
-                .where(DownloadItem.id == item_id)  # type: ignore[arg-type]
+                .where(col(DownloadItem.id) == item_id)
                 .values(
                     state=state,
                     bytes=size,

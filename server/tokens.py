@@ -13,12 +13,22 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from models.db import read_sessions
 from models.tables import ApiToken
+from server.credits import MAX_CREDITS, CreditsOutOfRange, check_credits
+
+
+class TokenNameTaken(ValueError):
+    """A token with this name exists already (HTTP 409)."""
+
 
 TOKEN_PREFIX = "sv_"  # noqa: S105  (a marker, not a secret)
+
+
+_COUNT = select(func.count()).select_from(ApiToken)
 
 
 def hash_token(token: str) -> str:
@@ -85,38 +95,29 @@ class TokenStore:
         self, *, name: str, credits: int = 0, unlimited: bool = False, admin: bool = False
     ) -> tuple[str, TokenInfo]:
         """Create a token; the plain token is returned here and never again."""
-        if credits < 0:
-            raise ValueError("credits must be zero or more")
-        token = new_token()
-        row = ApiToken(
-            name=name,
-            token_hash=hash_token(token),
-            token_prefix=token[:10],
-            credits=credits,
-            unlimited=unlimited,
-            is_admin=admin,
-        )
+        check_credits(credits, "credits")
+        token, row = _new_row(name=name, credits=credits, unlimited=unlimited, admin=admin)
         try:
             async with self._sessions() as session, session.begin():
                 session.add(row)
         except IntegrityError as exc:
-            raise ValueError(f"a token named {name!r} already exists; pick another name") from exc
+            raise TokenNameTaken(f"a token named {name!r} already exists; pick another name") from exc
         return token, TokenInfo.of(row)
 
     async def count(self) -> int:
         async with self._reads() as session:
-            return int((await session.execute(select(func.count()).select_from(ApiToken))).scalar_one())
+            return int((await session.execute(_COUNT)).scalar_one())
 
     async def list(self) -> list[TokenInfo]:
         async with self._reads() as session:
-            rows = (await session.execute(select(ApiToken).order_by(ApiToken.id))).scalars().all()
+            rows = (await session.execute(select(ApiToken).order_by(col(ApiToken.id)))).scalars().all()
             return [TokenInfo.of(r) for r in rows]
 
     async def lookup(self, token: str) -> TokenInfo | None:
         """The token's row, or None when unknown."""
         async with self._reads() as session:
             row = (
-                await session.execute(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+                await session.execute(select(ApiToken).where(col(ApiToken.token_hash) == hash_token(token)))
             ).scalar_one_or_none()
             return TokenInfo.of(row) if row else None
 
@@ -134,18 +135,31 @@ class TokenStore:
         return None
 
     async def topup(self, token_id: int, amount: int) -> TokenInfo:
-        """Add credits atomically (amount may be negative to correct, never below zero)."""
+        """Add credits atomically (amount may be negative to correct, never below zero nor above the cap)."""
+        check_credits(amount, "the top-up amount", allow_negative=True)
         async with self._sessions() as session, session.begin():
             result = await session.execute(
                 update(ApiToken)
-                .where(ApiToken.id == token_id, ApiToken.credits + amount >= 0)  # type: ignore[arg-type]
+                .where(
+                    col(ApiToken.id) == token_id,
+                    col(ApiToken.credits) + amount >= 0,
+                    col(ApiToken.credits) + amount <= MAX_CREDITS,
+                )
                 .values(credits=ApiToken.credits + amount)
                 .returning(ApiToken)
             )
             row = result.scalar_one_or_none()
         if row is None:
-            raise LookupError(f"no token {token_id}, or the change would make credits negative")
+            if await self._exists(token_id):
+                raise CreditsOutOfRange(
+                    f"the top-up of {amount} would take the balance outside 0 to {MAX_CREDITS}"
+                )
+            raise LookupError(f"no token {token_id}")
         return TokenInfo.of(row)
+
+    async def _exists(self, token_id: int) -> bool:
+        async with self._reads() as session:
+            return await session.get(ApiToken, token_id) is not None
 
     async def set_unlimited(self, token_id: int, unlimited: bool) -> TokenInfo:
         return await self._set(token_id, unlimited=unlimited)
@@ -156,9 +170,42 @@ class TokenStore:
     async def _set(self, token_id: int, **values: object) -> TokenInfo:
         async with self._sessions() as session, session.begin():
             result = await session.execute(
-                update(ApiToken).where(ApiToken.id == token_id).values(**values).returning(ApiToken)  # type: ignore[arg-type]
+                update(ApiToken).where(col(ApiToken.id) == token_id).values(**values).returning(ApiToken)
             )
             row = result.scalar_one_or_none()
         if row is None:
             raise LookupError(f"no token {token_id}")
         return TokenInfo.of(row)
+
+
+def _new_row(*, name: str, credits: int, unlimited: bool, admin: bool) -> tuple[str, ApiToken]:
+    """A fresh token and its row; the plain token exists only in the returned pair."""
+    token = new_token()
+    row = ApiToken(
+        name=name,
+        token_hash=hash_token(token),
+        token_prefix=token[:10],
+        credits=credits,
+        unlimited=unlimited,
+        is_admin=admin,
+    )
+    return token, row
+
+
+async def bootstrap_admin(connection: AsyncConnection) -> tuple[str, TokenInfo] | None:
+    """Make the first-start admin token (unlimited) if no token exists; None when one does.
+
+    Call it on ``models.db.upgrade_schema``'s connection: under that lock nodes starting together
+    take turns, so one makes the token and the rest find it. An ``admin`` token made meanwhile some
+    other way (``shortvid token create``) is a lost race too, not an error.
+    """
+    async with AsyncSession(bind=connection, expire_on_commit=False) as session:
+        if (await session.execute(_COUNT)).scalar_one():
+            return None
+        token, row = _new_row(name="admin", credits=0, unlimited=True, admin=True)
+        try:
+            async with session.begin_nested():  # a savepoint: a clash must not undo the upgrade
+                session.add(row)
+        except IntegrityError:
+            return None
+        return token, TokenInfo.of(row)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fixtures.site import FixtureSite
@@ -20,6 +22,16 @@ from server.settings import Settings
 from tests.e2e import start_app
 
 PG_URL = os.environ.get("SHORTVID_TEST_DATABASE_URL")
+
+# Fuzzing budgets: a few hundred examples per property by default, many more for a soak run
+# (HYPOTHESIS_PROFILE=soak). No deadlines: these machines are shared and their timing is noise.
+_FUZZ = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+hypothesis_settings.register_profile("default", max_examples=300, **_FUZZ)  # type: ignore[arg-type]
+hypothesis_settings.register_profile("soak", max_examples=5000, **_FUZZ)  # type: ignore[arg-type]
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 _PG_SCHEMAS: dict[AsyncEngine, str] = {}
 
 

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time as clock
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from scraper.chromium_processes import own_chromium_processes
 from scraper.config import BrowserSettings
 from server.app import create_app
 from server.settings import Settings
 
 FINISHED = ("completed", "failed")
+REPO = Path(__file__).resolve().parents[1]
 
 
 async def start_app(settings: Settings, browser: BrowserSettings | None = None) -> TestClient:
@@ -77,3 +89,107 @@ def day_start(zone: str, days_ago: int = 0) -> datetime:
 
 def account_by_role(dataset: dict[str, Any], platform: str, role: str) -> dict[str, Any]:
     return next(a for a in dataset["accounts"] if a["platform"] == platform and a["role"] == role)
+
+
+# ---- `shortvid serve` as a real process --------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_json(
+    method: str, url: str, body: dict[str, object] | None = None, token: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """One JSON request with urllib (no event loop needed); HTTP errors return their status and body."""
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+class ServeProcess:
+    """`shortvid serve` in a process group of its own, so it can be SIGKILLed like a crashing machine
+    (its Chromium included) and started again on the same data directory."""
+
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.args = ["serve", "--data-dir", str(data_dir), "--port", str(self.port), *args]
+        self.env = {**os.environ, "SHORTVID_DATA_DIR": str(data_dir), **(env or {})}
+        self.log = data_dir.parent / f"{data_dir.name}-serve.log"
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server.cli", *self.args],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=self.env,
+                cwd=REPO,
+                start_new_session=True,
+            )
+
+    def first_token(self) -> str:
+        """The admin token a first start on an empty database prints."""
+        stdout = self._running().stdout
+        assert stdout is not None
+        while not (line := stdout.readline()).startswith("sv_"):
+            assert line, f"serve exited before printing the first token; see {self.log}"
+        return line.strip()
+
+    def wait_ready(self, deadline: float = 60) -> None:
+        """Until /api/health answers (the app has started: workers run, start-up recovery done)."""
+        stop = clock.monotonic() + deadline
+        while True:
+            assert self._running().poll() is None, f"serve exited; see {self.log}"
+            try:
+                if http_json("GET", self.base + "/api/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert clock.monotonic() < stop, f"serve never answered; see {self.log}"
+            clock.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL the node and every process it started, at once: no shutdown code runs."""
+        process = self._running()
+        browsers = own_chromium_processes(process.pid)  # Playwright detaches them from our group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        for browser in browsers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(browser.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        self.process = None
+
+    def stop(self) -> None:
+        """Terminate gracefully if still running (for finally blocks), killing whatever lingers."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.process.poll() is None:
+            self.kill()
+        self.process = None
+
+    def _running(self) -> subprocess.Popen[str]:
+        assert self.process is not None, "not started"
+        return self.process

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.e2e import REPO, ServeProcess, http_json
+
 CAPTURES = REPO.parent / "shared" / "real-captures"
 
 
@@ -107,50 +106,15 @@ def test_extract_reads_a_real_capture() -> None:
     )  # status_self_see: hidden or deleted
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _http(
-    method: str, url: str, body: dict[str, object] | None = None, token: str | None = None
-) -> tuple[int, dict]:
-    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 @contextmanager
 def offline_server(data_dir: Path) -> Iterator[tuple[str, str]]:
     """`shortvid serve --offline` in a subprocess; yields its base URL and the first-start token."""
-    port = _free_port()
-    env = {**os.environ, "SHORTVID_DATA_DIR": str(data_dir)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--offline", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
+    server = ServeProcess(data_dir, "--offline")
+    server.start()
     try:
-        assert process.stdout is not None
-        token = ""
-        while not token:
-            line = process.stdout.readline()
-            assert line, "serve exited before printing the first token"
-            token = line.strip() if line.startswith("sv_") else ""
-        yield f"http://127.0.0.1:{port}", token
+        yield server.base, server.first_token()
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
 
 
 @pytest.mark.browser
@@ -164,7 +128,7 @@ def _vendor_curl_examples(base: str, token: str) -> None:
     stop = time.monotonic() + 60
     while True:
         try:
-            status, health = _http("GET", base + "/api/health")
+            status, health = http_json("GET", base + "/api/health")
             break
         except OSError:
             assert time.monotonic() < stop, "server never answered"
@@ -181,18 +145,15 @@ def _vendor_curl_examples(base: str, token: str) -> None:
         )
         for platform in ("douyin", "tiktok")
     }
+    routes = {"douyin": "/api/video/parse", "tiktok": "/api/tiktok/video/parse"}
     jobs = {
-        "douyin": _http("POST", base + "/api/video/parse", {"url": urls["douyin"]}, token)[1]["data"][
-            "jobId"
-        ],
-        "tiktok": _http("POST", base + "/api/tiktok/video/parse", {"url": urls["tiktok"]}, token)[1]["data"][
-            "jobId"
-        ],
+        platform: http_json("POST", base + route, {"url": urls[platform]}, token)[1]["data"]["jobId"]
+        for platform, route in routes.items()
     }
     for platform, job_id in jobs.items():
         stop = time.monotonic() + 90
         while True:
-            _, body = _http("GET", f"{base}/api/job/{job_id}")
+            _, body = http_json("GET", f"{base}/api/job/{job_id}")
             if body["data"]["state"] in ("completed", "failed"):
                 break
             assert time.monotonic() < stop, body
@@ -215,7 +176,7 @@ def test_sessions_command_reads_a_running_node(tmp_path: Path) -> None:
         census = json.loads(done.stdout)
         assert census["sessions"]["total"] == len(census["detail"]) >= 1
         assert {s["state"] for s in census["detail"]} <= {"healthy", "cooling", "retired"}
-        status, health = _http("GET", f"{base}/api/health")
+        status, health = http_json("GET", f"{base}/api/health")
         assert status == 200
         assert health["pool"]["sessions"]["total"] == census["sessions"]["total"]
         assert "detail" not in health["pool"]

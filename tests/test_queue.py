@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from models.db import session_factory
 from models.tables import JobState
 from models.types import utcnow
-from server.queue import InsufficientCredits, JobQueue, TokenBanned
+from server.queue import InsufficientCredits, JobQueue, Recovered, TokenBanned
 from server.tokens import TokenStore
 
 
@@ -22,7 +22,9 @@ def _queue(engine: AsyncEngine, lease: float = 60) -> tuple[JobQueue, TokenStore
     )
 
 
-async def _enqueue(queue: JobQueue, token_id: int | None, n: int = 1, cost: int = 10) -> list[str]:
+async def _enqueue(
+    queue: JobQueue, token_id: int | None, n: int = 1, cost: int = 10, max_attempts: int = 3
+) -> list[str]:
     ids = []
     for i in range(n):
         job = await queue.enqueue(
@@ -32,7 +34,7 @@ async def _enqueue(queue: JobQueue, token_id: int | None, n: int = 1, cost: int 
             url=f"https://www.douyin.com/video/7{i:018d}",
             payload={},
             cost=cost,
-            max_attempts=3,
+            max_attempts=max_attempts,
         )
         ids.append(job.id)
     return ids
@@ -104,7 +106,7 @@ async def test_expired_lease_is_taken_up_and_old_owner_fenced(engine: AsyncEngin
     [job_id] = await _enqueue(queue, info.id)
     assert (await queue.claim("dead")) is not None
     later = utcnow() + timedelta(seconds=61)
-    assert await queue.recover_expired(now=later) == (1, 0)
+    assert await queue.recover_expired(now=later) == Recovered(requeued=1)
     job = await queue.claim("alive", now=later)
     assert job is not None and job.id == job_id and job.attempts == 2
     assert not await queue.complete(job_id, "dead", {"stale": True})
@@ -145,3 +147,70 @@ async def test_results_expire(engine: AsyncEngine) -> None:
     assert await queue.expire_results(now=utcnow() + timedelta(hours=2)) == 1
     row = await queue.get(job_id)
     assert row is not None and row.result is None and row.result_expired
+
+
+#: A trigger that makes every refund to one token fail inside the database, per dialect.
+_REFUSE_REFUNDS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_refund BEFORE UPDATE OF credits ON api_tokens"
+        " WHEN NEW.id = {token} AND NEW.credits > OLD.credits"
+        " BEGIN SELECT RAISE(ABORT, 'refund refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_refund() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'refund refused'; END $$",
+        "CREATE TRIGGER refuse_refund BEFORE UPDATE OF credits ON api_tokens FOR EACH ROW"
+        " WHEN (NEW.id = {token} AND NEW.credits > OLD.credits) EXECUTE FUNCTION refuse_refund()",
+    ],
+}
+_ALLOW_REFUNDS = {
+    "sqlite": ["DROP TRIGGER refuse_refund"],
+    "postgresql": ["DROP TRIGGER refuse_refund ON api_tokens", "DROP FUNCTION refuse_refund"],
+}
+
+
+async def _run_ddl(engine: AsyncEngine, statements: dict[str, list[str]], **names: object) -> None:
+    async with engine.begin() as connection:
+        for statement in statements[engine.dialect.name]:
+            await connection.exec_driver_sql(statement.format(**names))
+
+
+async def test_a_job_whose_refund_fails_does_not_stall_recovery(engine: AsyncEngine) -> None:
+    """One job's refund raising (in the database) is skipped; the other token's orphan is requeued
+    in the same run, and the skipped job is failed and refunded once on the next run."""
+    queue, tokens = _queue(engine, lease=60)
+    _, bad = await tokens.create(name="bad", credits=10)
+    _, good = await tokens.create(name="good", credits=10)
+    [bad_job] = await _enqueue(queue, bad.id, max_attempts=1)
+    [good_job] = await _enqueue(queue, good.id)
+    assert (await queue.claim("dead")) is not None and (await queue.claim("dead")) is not None
+    later = utcnow() + timedelta(seconds=61)
+    await _run_ddl(engine, _REFUSE_REFUNDS, token=bad.id)
+    try:
+        assert await queue.recover_expired(now=later) == Recovered(requeued=1, skipped=1)
+    finally:
+        await _run_ddl(engine, _ALLOW_REFUNDS)
+    assert (await queue.get(good_job)).state == JobState.DELAYED  # type: ignore[union-attr]
+    assert (await queue.get(bad_job)).state == JobState.ACTIVE  # type: ignore[union-attr]
+    assert (await tokens.find("bad")).credits == 0  # type: ignore[union-attr]
+    assert await queue.recover_expired(now=later) == Recovered(failed=1)
+    assert await queue.recover_expired(now=later) == Recovered()
+    row = await queue.get(bad_job)
+    assert row is not None and row.state == JobState.FAILED and row.error_code == "lost"
+    assert (await tokens.find("bad")).credits == 10  # type: ignore[union-attr]
+
+
+async def test_recovery_walks_every_batch_and_refunds_once_under_concurrency(engine: AsyncEngine) -> None:
+    """Two nodes recovering at once, over more orphans than one batch: each job moves once."""
+    queue, tokens = _queue(engine, lease=60)
+    queue.recover_batch = 7
+    _, info = await tokens.create(name="t", credits=300)
+    out_of_attempts = await _enqueue(queue, info.id, n=20, max_attempts=1)
+    retryable = await _enqueue(queue, info.id, n=5)
+    while await queue.claim("dead") is not None:
+        pass
+    later = utcnow() + timedelta(seconds=61)
+    runs = await asyncio.gather(*(queue.recover_expired(now=later) for _ in range(2)))
+    assert sum(r.failed for r in runs) == len(out_of_attempts)
+    assert sum(r.requeued for r in runs) == len(retryable)
+    assert (await tokens.find("t")).credits == 300 - 10 * len(retryable)  # type: ignore[union-attr]

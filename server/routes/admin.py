@@ -8,9 +8,10 @@ from aiohttp import web
 
 from server.auth import authenticate
 from server.body import json_object
+from server.credits import CreditsOutOfRange, check_credits
 from server.error_map import ApiError, bad_request
 from server.keys import POOL, TOKENS
-from server.tokens import TokenInfo
+from server.tokens import TokenInfo, TokenNameTaken
 
 ADMIN_ONLY = "Forbidden: this route needs an admin token."
 
@@ -20,13 +21,12 @@ async def _admin(request: web.Request) -> None:
         raise ApiError(403, ADMIN_ONLY)
 
 
-def _int_field(body: dict[str, Any], name: str, *, minimum: int | None = None) -> int:
-    value = body.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise bad_request(f'"{name}" must be an integer.')
-    if minimum is not None and value < minimum:
-        raise bad_request(f'"{name}" must be at least {minimum}.')
-    return value
+def _credit_field(body: dict[str, Any], name: str, *, allow_negative: bool = False) -> int:
+    """A credit amount from the body: a JSON integer within the bounds, else a 400 saying the range."""
+    try:
+        return check_credits(body.get(name), f'"{name}"', allow_negative=allow_negative)
+    except CreditsOutOfRange as exc:
+        raise bad_request(f"{exc}.") from exc
 
 
 async def _target(request: web.Request) -> TokenInfo:
@@ -49,24 +49,29 @@ async def create_token(request: web.Request) -> web.Response:
     await _admin(request)
     body = await json_object(request)
     name = body.get("name")
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
-        raise bad_request('"name" must be a string of 1 to 100 characters.')
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100 or not name.isprintable():
+        raise bad_request('"name" must be a string of 1 to 100 printable characters.')
     unlimited = body.get("unlimited") is True
-    credits = 0 if unlimited else _int_field(body, "credits", minimum=0)
-    token, info = await request.app[TOKENS].create(
-        name=name.strip(), credits=credits, unlimited=unlimited, admin=body.get("admin") is True
-    )
+    credits = 0 if unlimited else _credit_field(body, "credits")
+    try:
+        token, info = await request.app[TOKENS].create(
+            name=name.strip(), credits=credits, unlimited=unlimited, admin=body.get("admin") is True
+        )
+    except TokenNameTaken as exc:
+        raise ApiError(409, f"Conflict: {exc}.") from exc
     return _ok({"token": token, **info.to_json()})
 
 
 async def topup(request: web.Request) -> web.Response:
     await _admin(request)
     target = await _target(request)
-    amount = _int_field(await json_object(request), "amount")
+    amount = _credit_field(await json_object(request), "amount", allow_negative=True)
     try:
         info = await request.app[TOKENS].topup(target.id, amount)
-    except LookupError as exc:
+    except CreditsOutOfRange as exc:
         raise bad_request(f"{exc}.") from exc
+    except LookupError as exc:
+        raise ApiError(404, "Token not found") from exc
     return _ok(info.to_json())
 
 

@@ -12,7 +12,7 @@ from models.tables import Job, JobState
 from scraper.errors import ScraperError
 from scraper.hosts import Platform
 from scraper.since import BadChannelParameter, parse_count, parse_since, parse_timezone
-from scraper.urls import Kind, classify, find_url, require
+from scraper.urls import Kind, classify, require
 from server.auth import BANNED, authenticate, insufficient_credits
 from server.body import json_object, required_url
 from server.error_map import ApiError, bad_request, http_error_for
@@ -113,7 +113,9 @@ def submit_handler(route: JobRoute) -> Any:
                 token_id=token.id,
                 job_type=route.job_type,
                 platform=route.platform,
-                url=find_url(url),
+                # The URL classified, in its canonical form: never re-read from the text, which
+                # may hold other URLs (``…?x=http://127.0.0.1/``) that were never validated.
+                url=parsed.canonical_url,
                 payload={"canonical_url": parsed.canonical_url, "kind": parsed.kind, **options},
                 cost=cost,
                 max_attempts=settings.max_attempts,
@@ -164,10 +166,20 @@ async def get_job(request: web.Request) -> web.Response:
     return web.json_response({"success": True, "data": absolutize(job_view(job), public_base(request))})
 
 
+_HOST_HEADER = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
 def public_base(request: web.Request) -> str:
-    """Where clients reach us: the configured public URL, else the address they used."""
-    configured = request.app[SETTINGS].public_url
-    return configured.rstrip("/") if configured else f"{request.scheme}://{request.host}"
+    """Where clients reach us: the configured public URL, else the address they used.
+
+    A Host header that is no host name (garbage, undecodable bytes, a path) is not echoed into
+    the ``download_url``s we hand out: the listening address stands in for it.
+    """
+    settings = request.app[SETTINGS]
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = request.host if _HOST_HEADER.fullmatch(request.host) else f"{settings.host}:{settings.port}"
+    return f"{request.scheme}://{host}"
 
 
 def add_routes(app: web.Application) -> None:
