@@ -33,6 +33,31 @@ class ReplicaSite(Protocol):
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "playwright.config"
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 
+#: Where ``--host-resolver-rules`` sends every non-platform host (``[browser] refuse_hosts_to``).
+#: Not ``~NOTFOUND``: a main-frame navigation that fails with a DNS error (ERR_NAME_NOT_RESOLVED)
+#: makes Chromium run its DNS probe (chrome/browser/net/net_error_tab_helper.cc OnMainFrameDnsError ->
+#: DnsProbeService, dns_probe_service_factory.cc): google.com resolved against the system resolver
+#: and against 8.8.8.8/8.8.4.4:53 through a resolver of its own, outside the rules. No switch or
+#: feature turns it off (ProbesAllowed() reads only the AlternateErrorPagesEnabled pref/policy,
+#: which launch() cannot set). The limited broadcast address fails every connect() in the kernel
+#: instead (Linux: TCP -> ENETUNREACH, UDP without SO_BROADCAST -> EACCES), before any packet
+#: exists and whatever listens on this host, and ERR_ADDRESS_UNREACHABLE is not a DNS error.
+REFUSE_HOSTS_TO = "255.255.255.255"
+_NOT_FOUND = "~NOTFOUND"
+_CATCH_ALL = f"MAP * {_NOT_FOUND}"
+
+
+def refusal_target(value: str) -> str:
+    """Check ``refuse_hosts_to``: the limited broadcast address, or ``~NOTFOUND`` (DNS probes again).
+
+    Anything else could be connected to: 0.0.0.0 and 127.x are this host, a unicast address is
+    some host, a multicast address takes UDP (QUIC, WebTransport) out on the wire.
+    """
+    value = value.strip()
+    if value not in (REFUSE_HOSTS_TO, _NOT_FOUND):
+        raise ValueError(f"refuse_hosts_to must be {REFUSE_HOSTS_TO!r} or {_NOT_FOUND!r}, not {value!r}")
+    return value
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -83,10 +108,21 @@ class BrowserSettings:
     host_map: str | None = None
     trust_spki: str | None = None
     ca_file: str | None = None
+    refuse_hosts_to: str = REFUSE_HOSTS_TO
+
+    def host_resolver_rules(self) -> str:
+        """The allowlist of ``scraper.hosts`` with its catch-all sent to ``refuse_hosts_to``."""
+        rules = resolver_rules(self.host_map)
+        if self.refuse_hosts_to == _NOT_FOUND:
+            return rules
+        head, found, tail = rules.rpartition(_CATCH_ALL)
+        if not found or tail:
+            raise RuntimeError(f"resolver rules no longer end with {_CATCH_ALL!r}: {rules[-80:]!r}")
+        return f"{head}MAP * {refusal_target(self.refuse_hosts_to)}"
 
     def launch_args(self) -> list[str]:
         """Chromium flags: the configured ones plus the host allowlist (and fixture mapping)."""
-        extra = [f"--host-resolver-rules={resolver_rules(self.host_map)}"]
+        extra = [f"--host-resolver-rules={self.host_resolver_rules()}"]
         if self.trust_spki:
             extra.append(f"--ignore-certificate-errors-spki-list={self.trust_spki}")
         return [*self.args, *extra]
@@ -161,6 +197,7 @@ def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | Non
         "blocked_url_patterns": tuple(pool.get("blocked_url_patterns", ())),
         "identities": _identities(raw.get("identity", []), path.parent),
         "blocked_resource_types": frozenset(pool.get("blocked_resource_types", ("image", "media", "font"))),
+        "refuse_hosts_to": refusal_target(str(browser.get("refuse_hosts_to", REFUSE_HOSTS_TO))),
     }
     converters: dict[str, Any] = {
         "executable_path": str,
@@ -188,6 +225,7 @@ def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | Non
         "host_map": str,
         "trust_spki": str,
         "ca_file": str,
+        "refuse_hosts_to": refusal_target,
     }
     for key, convert in converters.items():
         raw_value = env.get("SHORTVID_" + key.upper())

@@ -20,13 +20,14 @@ from server.files import FileStore
 from server.keys import ENGINE, FILES, POOL, QUEUE, SETTINGS, TASKS, TOKENS, WAKEUP
 from server.media import JobContext
 from server.middleware import json_errors
+from server.node import Node, take_back_orphans
 from server.queue import JobQueue
 from server.routes import admin, files, health, jobs, tasks
 from server.scheduler import build_scheduler
 from server.settings import Settings
 from server.tasks import TaskStore
 from server.tokens import TokenInfo, TokenStore, bootstrap_admin
-from server.worker import Node, Worker, take_back_orphans
+from server.worker import Worker
 
 log = logging.getLogger(__name__)
 

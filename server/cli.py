@@ -36,7 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.connections import serve
-    from server.worker import NodeBusy
+    from server.node import NodeBusy
 
     settings = settings_from_env().with_overrides(
         host=args.host,

@@ -11,6 +11,10 @@ refresh; in a bare context of that browser (the resolver rules alone) and in a p
 preconnects to a navigation's target before the request filter sees the request, so the filter
 aborts the request but not the TCP connection. A control browser whose rules let loopback through
 shows the listener does see a browser that is not confined.
+
+Refused hosts are mapped to the limited broadcast address rather than ``~NOTFOUND``: a navigation
+that fails with a DNS error makes Chromium probe Google's DNS, past the rules (see
+``REFUSE_HOSTS_TO`` in scraper/config.py); the last test here checks from its net log that none ran.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -31,8 +38,8 @@ from playwright.async_api import Page, Request
 
 from fixtures.pages.redirect_probe import KINDS, redirect_pages, redirect_url
 from fixtures.site import FixtureSite, build_app
-from scraper.config import load_browser_settings
-from scraper.hosts import ALL_DOMAINS, host_allowed, resolver_rules
+from scraper.config import REFUSE_HOSTS_TO, load_browser_settings
+from scraper.hosts import ALL_DOMAINS, host_allowed
 from scraper.pool import BrowserPool
 from tests.chromium import bare_chromium
 
@@ -43,8 +50,9 @@ LOOPBACK_FORMS = (
     *("localhost", "foo.localhost"),  # names Chromium answers itself, without DNS
 )
 PLATFORM_ORIGINS = ("https://www.douyin.com", "https://www.tiktok.com")
-#: A hop that is refused in the resolver, or by the sessions' request filter before it.
-REFUSED = ("net::ERR_NAME_NOT_RESOLVED", "net::ERR_BLOCKED_BY_CLIENT")
+#: A hop that is refused by the resolver rules (mapped to an address the kernel will not connect to),
+#: or by the sessions' request filter before it.
+REFUSED = ("net::ERR_ADDRESS_UNREACHABLE", "net::ERR_BLOCKED_BY_CLIENT")
 #: Bounds one navigation, redirect hop included; a refused hop fails in milliseconds.
 SETTLE_MS = 5000
 
@@ -206,7 +214,7 @@ async def test_the_listener_sees_a_browser_the_rules_let_through(
     Shows that the listener counts what a leaking browser does and that each redirect probe
     redirects; every other host still resolves nowhere, so the control sends nothing off the host.
     """
-    rules = "EXCLUDE 127.0.0.1, EXCLUDE ::1, " + resolver_rules(site.address)
+    rules = "EXCLUDE 127.0.0.1, EXCLUDE ::1, " + load_browser_settings().pointed_at(site).host_resolver_rules()
     args = [f"--host-resolver-rules={rules}", f"--ignore-certificate-errors-spki-list={site.spki_sha256}"]
     loopback = [f"http://127.0.0.1:{listener.port}/", *([f"http://[::1]:{listener.port}/"] * listener.ipv6)]
     urls = [*loopback, *(redirect_url(o, kind, loopback[0]) for kind in KINDS for o in PLATFORM_ORIGINS)]
@@ -235,7 +243,7 @@ def _first_rule(host: str, rules: list[list[str]]) -> list[str]:
 @pytest.mark.parametrize("host_map", [None, "127.0.0.1:8443"])
 def test_the_pool_confines_every_host_but_the_platforms(host_map: str | None) -> None:
     """The pool's flag maps (offline) or keeps (online) each platform domain and its subdomains,
-    and sends everything else, look-alikes included, to ~NOTFOUND."""
+    and sends everything else, look-alikes included, to the limited broadcast address."""
     settings = load_browser_settings(env={})
     if host_map:
         settings = settings.with_fixture(host_map, "spki")
@@ -244,8 +252,83 @@ def test_the_pool_confines_every_host_but_the_platforms(host_map: str | None) ->
     rules = [rule.split(" ") for rule in flags[0].removeprefix("--host-resolver-rules=").split(", ")]
     verb, target = ("MAP", [host_map]) if host_map else ("EXCLUDE", [])
     platform_rules = [[verb, p, *target] for d in ALL_DOMAINS for p in (d, "*." + d)]
-    assert rules == [*platform_rules, ["MAP", "*", "~NOTFOUND"]]  # the first match wins: catch-all last
+    catch_all = ["MAP", "*", REFUSE_HOSTS_TO]
+    assert rules == [*platform_rules, catch_all]  # the first match wins: catch-all last
     for host in ("www.douyin.com", "v.douyin.com", "www.iesdouyin.com", "vm.tiktok.com", "tiktok.com"):
         assert _first_rule(host, rules)[0] == verb, host
     for host in ("evil.example", "evildouyin.com", "douyin.com.evil.example", "localhost", "127.0.0.1"):
-        assert _first_rule(host, rules) == ["MAP", "*", "~NOTFOUND"], host
+        assert _first_rule(host, rules) == catch_all, host
+
+def test_refused_hosts_fail_without_a_dns_error() -> None:
+    """Not ``~NOTFOUND`` (a DNS error starts Chromium's DNS probe to 8.8.8.8): the limited broadcast
+    address, which Linux refuses to connect() to before a packet exists."""
+    assert REFUSE_HOSTS_TO == "255.255.255.255"
+    for settings in (load_browser_settings(env={}), load_browser_settings(env={}).with_fixture("127.0.0.1:8443", "s")):
+        (flag,) = [a for a in settings.launch_args() if a.startswith("--host-resolver-rules=")]
+        assert flag.endswith(", MAP * 255.255.255.255")
+        assert "~NOTFOUND" not in flag
+    # ~NOTFOUND stays possible (and brings the probes back); it is the rules of scraper.hosts as they are
+    assert load_browser_settings(env={"SHORTVID_REFUSE_HOSTS_TO": "~NOTFOUND"}).launch_args()[-1].endswith(
+        ", MAP * ~NOTFOUND"
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ["0.0.0.0", "127.0.0.1", "127.0.0.1:9", "[::]", "::1", "10.1.2.3", "224.0.0.1", "example.com", ""]
+)
+def test_refuse_hosts_to_takes_nothing_that_could_be_connected_to(value: str, tmp_path: Path) -> None:
+    """0.0.0.0, :: and 127/8 are this host, a unicast address is some host, multicast UDP leaves it."""
+    with pytest.raises(ValueError, match="refuse_hosts_to"):
+        load_browser_settings(env={"SHORTVID_REFUSE_HOSTS_TO": value or " "})
+    config = tmp_path / "playwright.config"
+    config.write_text(f'[browser]\nrefuse_hosts_to = "{value}"\n')
+    with pytest.raises(ValueError, match="refuse_hosts_to"):
+        load_browser_settings(config, env={})
+
+
+# ---- no DNS probe -------------------------------------------------------------------------------
+
+
+def net_log_dns_activity(path: Path) -> list[tuple[str, str]]:
+    """DNS lookups in a Chromium net log: DNS transactions, and resolutions of a name (not an IP).
+
+    Offline every host is mapped to an IP literal (platforms to the fixture site, the rest to the
+    refusal address), so any of these is a resolver the rules do not cover: the DNS probe's
+    (google.com against the system's nameservers and 8.8.8.8) or something new of its kind.
+    """
+    log: dict[str, Any] = json.loads(path.read_text())
+    names = {number: name for name, number in log["constants"]["logEventTypes"].items()}
+    found = []
+    for event in log["events"]:
+        kind = names.get(event["type"], "")
+        host = str(event.get("params", {}).get("host", ""))
+        if kind.startswith("DNS_TRANSACTION"):
+            found.append((kind, host))
+        elif kind == "HOST_RESOLVER_MANAGER_REQUEST" and host:
+            name = urlsplit(host if "//" in host else "//" + host).hostname or ""
+            if not name.replace(".", "").isdigit() and ":" not in name:
+                found.append((kind, host))
+    return found
+
+
+@pytest.mark.browser
+async def test_a_refused_navigation_starts_no_dns_probe(site: FixtureSite, tmp_path: Path) -> None:
+    """Refused main-frame navigations (direct, by a platform page's 302, in a bare context and in a
+    session) fail with a non-DNS error, and the browser's net log shows no DNS lookup at all."""
+    settings = load_browser_settings().pointed_at(site)
+    if not settings.host_resolver_rules().endswith(f"MAP * {REFUSE_HOSTS_TO}"):
+        pytest.fail("refused hosts fail as DNS errors: this test would itself send DNS probes to 8.8.8.8")
+    net_log = tmp_path / "netlog.json"
+    logged = replace(settings, pool_size=1, args=(*settings.args, f"--log-net-log={net_log}"))
+    refused = ["http://example.invalid/", "http://10.1.2.3/", "https://evil.example/x"]
+    hop = redirect_url(PLATFORM_ORIGINS[0], "302", refused[0])
+    async with BrowserPool(logged) as pool:
+        async with unfiltered_tab(pool) as page:
+            bare = {url: await first_hop_off_platform(page, url) for url in [*refused, hop]}
+        async with session_tab(pool) as page:
+            session = {url: await first_hop_off_platform(page, url) for url in [refused[0], hop]}
+        async with unfiltered_tab(pool) as page:  # the probe would have started when each error page committed
+            await page.goto("about:blank")
+    assert set(bare.values()) == {"net::ERR_ADDRESS_UNREACHABLE"}, bare
+    assert set(session.values()) <= set(REFUSED), session
+    assert net_log_dns_activity(net_log) == []

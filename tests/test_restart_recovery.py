@@ -14,10 +14,10 @@ from fixtures.site import FixtureSite
 from models.db import create_schema, make_engine, session_factory
 from models.tables import JobState
 from scraper.config import load_browser_settings
+from server.node import Node, NodeBusy
 from server.queue import JobQueue, Recovered
 from server.settings import Settings
 from server.tokens import TokenStore
-from server.worker import Node, NodeBusy
 from tests.e2e import items_where, poll_job, start_app
 
 
