@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from scraper.hosts import resolver_rules
+from scraper.hosts import REFUSE_HOSTS_TO, refusal_target, resolver_rules
 
 
 class ReplicaSite(Protocol):
@@ -32,31 +32,6 @@ class ReplicaSite(Protocol):
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "playwright.config"
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
-
-#: Where ``--host-resolver-rules`` sends every non-platform host (``[browser] refuse_hosts_to``).
-#: Not ``~NOTFOUND``: a main-frame navigation that fails with a DNS error (ERR_NAME_NOT_RESOLVED)
-#: makes Chromium run its DNS probe (chrome/browser/net/net_error_tab_helper.cc OnMainFrameDnsError ->
-#: DnsProbeService, dns_probe_service_factory.cc): google.com resolved against the system resolver
-#: and against 8.8.8.8/8.8.4.4:53 through a resolver of its own, outside the rules. No switch or
-#: feature turns it off (ProbesAllowed() reads only the AlternateErrorPagesEnabled pref/policy,
-#: which launch() cannot set). The limited broadcast address fails every connect() in the kernel
-#: instead (Linux: TCP -> ENETUNREACH, UDP without SO_BROADCAST -> EACCES), before any packet
-#: exists and whatever listens on this host, and ERR_ADDRESS_UNREACHABLE is not a DNS error.
-REFUSE_HOSTS_TO = "255.255.255.255"
-_NOT_FOUND = "~NOTFOUND"
-_CATCH_ALL = f"MAP * {_NOT_FOUND}"
-
-
-def refusal_target(value: str) -> str:
-    """Check ``refuse_hosts_to``: the limited broadcast address, or ``~NOTFOUND`` (DNS probes again).
-
-    Anything else could be connected to: 0.0.0.0 and 127.x are this host, a unicast address is
-    some host, a multicast address takes UDP (QUIC, WebTransport) out on the wire.
-    """
-    value = value.strip()
-    if value not in (REFUSE_HOSTS_TO, _NOT_FOUND):
-        raise ValueError(f"refuse_hosts_to must be {REFUSE_HOSTS_TO!r} or {_NOT_FOUND!r}, not {value!r}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +86,8 @@ class BrowserSettings:
     refuse_hosts_to: str = REFUSE_HOSTS_TO
 
     def host_resolver_rules(self) -> str:
-        """The allowlist of ``scraper.hosts`` with its catch-all sent to ``refuse_hosts_to``."""
-        rules = resolver_rules(self.host_map)
-        if self.refuse_hosts_to == _NOT_FOUND:
-            return rules
-        head, found, tail = rules.rpartition(_CATCH_ALL)
-        if not found or tail:
-            raise RuntimeError(f"resolver rules no longer end with {_CATCH_ALL!r}: {rules[-80:]!r}")
-        return f"{head}MAP * {refusal_target(self.refuse_hosts_to)}"
+        """The platform allowlist of ``scraper.hosts``, every other host sent to ``refuse_hosts_to``."""
+        return resolver_rules(self.host_map, refuse_to=self.refuse_hosts_to)
 
     def launch_args(self) -> list[str]:
         """Chromium flags: the configured ones plus the host allowlist (and fixture mapping)."""

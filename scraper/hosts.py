@@ -1,8 +1,8 @@
 """The platforms' own domains: the only hosts the browser may ever reach.
 
 This list is the SSRF boundary. The browser gets it twice: as Chromium
-``--host-resolver-rules`` (every other host, IP literals included, fails to
-resolve, which also covers redirect hops that request routing never sees) and
+``--host-resolver-rules`` (every other host, IP literals included, is sent to an address
+no connection can reach, which also covers redirect hops that request routing never sees) and
 as a request filter on every context.
 """
 
@@ -70,16 +70,43 @@ def platform_of_host(host: str | None) -> Platform | None:
     return None
 
 
-def resolver_rules(map_to: str | None = None) -> str:
+#: Where every non-platform host is sent. Not ``~NOTFOUND``: a main-frame navigation that fails
+#: with a DNS error (ERR_NAME_NOT_RESOLVED) makes Chromium run its DNS probe
+#: (chrome/browser/net/net_error_tab_helper.cc OnMainFrameDnsError -> DnsProbeService,
+#: dns_probe_service_factory.cc): google.com resolved against the system resolver and against
+#: 8.8.8.8/8.8.4.4:53 through a resolver of its own, outside these rules. No switch or feature
+#: turns it off in Chromium 156 (ProbesAllowed() reads only the AlternateErrorPagesEnabled
+#: pref/policy, which ``launch()`` cannot set). The limited broadcast address fails every
+#: connect() in the kernel instead (Linux: TCP -> ENETUNREACH, UDP without SO_BROADCAST ->
+#: EACCES) before any packet exists, whatever listens on this host, and the resulting
+#: ERR_ADDRESS_UNREACHABLE is not a DNS error, so no probe starts.
+REFUSE_HOSTS_TO = "255.255.255.255"
+NOT_FOUND = "~NOTFOUND"
+
+
+def refusal_target(value: str) -> str:
+    """Check a ``refuse_hosts_to`` value: the limited broadcast address, or ``~NOTFOUND`` (probes again).
+
+    Anything else could be connected to: 0.0.0.0 and 127.x are this host, a unicast address is
+    some host, a multicast address takes UDP (QUIC, WebTransport) out on the wire.
+    """
+    value = value.strip()
+    if value not in (REFUSE_HOSTS_TO, NOT_FOUND):
+        raise ValueError(f"refuse_hosts_to must be {REFUSE_HOSTS_TO!r} or {NOT_FOUND!r}, not {value!r}")
+    return value
+
+
+def resolver_rules(map_to: str | None = None, *, refuse_to: str = REFUSE_HOSTS_TO) -> str:
     """Chromium ``--host-resolver-rules`` value that confines the browser to platform hosts.
 
     Args:
         map_to: ``"127.0.0.1:8443"`` to send every platform host to the offline fixture
             site; None for the real sites (platform hosts resolve normally).
+        refuse_to: where every other host goes (see ``REFUSE_HOSTS_TO``).
     """
     rules: list[str] = []
     for domain in ALL_DOMAINS:
         for pattern in (domain, "*." + domain):
             rules.append(f"MAP {pattern} {map_to}" if map_to else f"EXCLUDE {pattern}")
-    rules.append("MAP * ~NOTFOUND")
+    rules.append(f"MAP * {refusal_target(refuse_to)}")
     return ", ".join(rules)

@@ -14,7 +14,7 @@ shows the listener does see a browser that is not confined.
 
 Refused hosts are mapped to the limited broadcast address rather than ``~NOTFOUND``: a navigation
 that fails with a DNS error makes Chromium probe Google's DNS, past the rules (see
-``REFUSE_HOSTS_TO`` in scraper/config.py); the last test here checks from its net log that none ran.
+``REFUSE_HOSTS_TO`` in scraper/hosts.py); the last test here checks from its net log that none ran.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from playwright.async_api import Page, Request
 
 from fixtures.pages.redirect_probe import KINDS, redirect_pages, redirect_url
 from fixtures.site import FixtureSite, build_app
-from scraper.config import REFUSE_HOSTS_TO, load_browser_settings
-from scraper.hosts import ALL_DOMAINS, host_allowed
+from scraper.config import load_browser_settings
+from scraper.hosts import ALL_DOMAINS, REFUSE_HOSTS_TO, host_allowed, resolver_rules
 from scraper.pool import BrowserPool
 from tests.chromium import bare_chromium
 
@@ -214,7 +214,8 @@ async def test_the_listener_sees_a_browser_the_rules_let_through(
     Shows that the listener counts what a leaking browser does and that each redirect probe
     redirects; every other host still resolves nowhere, so the control sends nothing off the host.
     """
-    rules = "EXCLUDE 127.0.0.1, EXCLUDE ::1, " + load_browser_settings().pointed_at(site).host_resolver_rules()
+    production = load_browser_settings().pointed_at(site).host_resolver_rules()
+    rules = "EXCLUDE 127.0.0.1, EXCLUDE ::1, " + production
     args = [f"--host-resolver-rules={rules}", f"--ignore-certificate-errors-spki-list={site.spki_sha256}"]
     loopback = [f"http://127.0.0.1:{listener.port}/", *([f"http://[::1]:{listener.port}/"] * listener.ipv6)]
     urls = [*loopback, *(redirect_url(o, kind, loopback[0]) for kind in KINDS for o in PLATFORM_ORIGINS)]
@@ -259,25 +260,29 @@ def test_the_pool_confines_every_host_but_the_platforms(host_map: str | None) ->
     for host in ("evil.example", "evildouyin.com", "douyin.com.evil.example", "localhost", "127.0.0.1"):
         assert _first_rule(host, rules) == catch_all, host
 
+
 def test_refused_hosts_fail_without_a_dns_error() -> None:
     """Not ``~NOTFOUND`` (a DNS error starts Chromium's DNS probe to 8.8.8.8): the limited broadcast
     address, which Linux refuses to connect() to before a packet exists."""
     assert REFUSE_HOSTS_TO == "255.255.255.255"
-    for settings in (load_browser_settings(env={}), load_browser_settings(env={}).with_fixture("127.0.0.1:8443", "s")):
+    online = load_browser_settings(env={})
+    for settings in (online, online.with_fixture("127.0.0.1:8443", "spki")):
         (flag,) = [a for a in settings.launch_args() if a.startswith("--host-resolver-rules=")]
         assert flag.endswith(", MAP * 255.255.255.255")
         assert "~NOTFOUND" not in flag
-    # ~NOTFOUND stays possible (and brings the probes back); it is the rules of scraper.hosts as they are
-    assert load_browser_settings(env={"SHORTVID_REFUSE_HOSTS_TO": "~NOTFOUND"}).launch_args()[-1].endswith(
-        ", MAP * ~NOTFOUND"
-    )
+    assert online.host_resolver_rules() == resolver_rules(None)  # the default of scraper.hosts
+    # ~NOTFOUND stays possible (and brings the probes back)
+    not_found = load_browser_settings(env={"SHORTVID_REFUSE_HOSTS_TO": "~NOTFOUND"})
+    assert not_found.host_resolver_rules().endswith(", MAP * ~NOTFOUND")
 
 
-@pytest.mark.parametrize(
-    "value", ["0.0.0.0", "127.0.0.1", "127.0.0.1:9", "[::]", "::1", "10.1.2.3", "224.0.0.1", "example.com", ""]
-)
+#: This host (0.0.0.0, ::, 127/8), some host (unicast), the wire for UDP (multicast), a name to look up.
+CONNECTABLE = ["0.0.0.0", "[::]", "127.0.0.1", "127.0.0.1:9", "::1", "10.1.2.3", "224.0.0.1", "a.example", ""]
+
+
+@pytest.mark.parametrize("value", CONNECTABLE)
 def test_refuse_hosts_to_takes_nothing_that_could_be_connected_to(value: str, tmp_path: Path) -> None:
-    """0.0.0.0, :: and 127/8 are this host, a unicast address is some host, multicast UDP leaves it."""
+    """Only the limited broadcast address (or ~NOTFOUND), from the config file and the environment."""
     with pytest.raises(ValueError, match="refuse_hosts_to"):
         load_browser_settings(env={"SHORTVID_REFUSE_HOSTS_TO": value or " "})
     config = tmp_path / "playwright.config"
@@ -327,7 +332,7 @@ async def test_a_refused_navigation_starts_no_dns_probe(site: FixtureSite, tmp_p
             bare = {url: await first_hop_off_platform(page, url) for url in [*refused, hop]}
         async with session_tab(pool) as page:
             session = {url: await first_hop_off_platform(page, url) for url in [refused[0], hop]}
-        async with unfiltered_tab(pool) as page:  # the probe would have started when each error page committed
+        async with unfiltered_tab(pool) as page:  # a probe starts as an error page commits: long since
             await page.goto("about:blank")
     assert set(bare.values()) == {"net::ERR_ADDRESS_UNREACHABLE"}, bare
     assert set(session.values()) <= set(REFUSED), session
