@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from scraper.hosts import REFUSE_HOSTS_TO, refusal_target, resolver_rules
 
@@ -87,7 +88,16 @@ class BrowserSettings:
 
     def host_resolver_rules(self) -> str:
         """The platform allowlist of ``scraper.hosts``, every other host sent to ``refuse_hosts_to``."""
-        return resolver_rules(self.host_map, refuse_to=self.refuse_hosts_to)
+        return resolver_rules(self.host_map, refuse_to=self.refuse_hosts_to, proxies=self.proxy_hosts())
+
+    def proxy_hosts(self) -> list[str]:
+        """The host of every identity's proxy (``http://user@proxy.example:3128`` -> ``proxy.example``)."""
+        hosts = (
+            urlsplit(i.proxy if "://" in i.proxy else f"http://{i.proxy}").hostname
+            for i in self.identities
+            if i.proxy
+        )
+        return [host for host in hosts if host]
 
     def launch_args(self) -> list[str]:
         """Chromium flags: the configured ones plus the host allowlist (and fixture mapping)."""

@@ -8,6 +8,7 @@ as a request filter on every context.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 Platform = Literal["douyin", "tiktok"]
@@ -96,15 +97,20 @@ def refusal_target(value: str) -> str:
     return value
 
 
-def resolver_rules(map_to: str | None = None, *, refuse_to: str = REFUSE_HOSTS_TO) -> str:
+def resolver_rules(
+    map_to: str | None = None, *, refuse_to: str = REFUSE_HOSTS_TO, proxies: Iterable[str] = ()
+) -> str:
     """Chromium ``--host-resolver-rules`` value that confines the browser to platform hosts.
 
     Args:
         map_to: ``"127.0.0.1:8443"`` to send every platform host to the offline fixture
             site; None for the real sites (platform hosts resolve normally).
         refuse_to: where every other host goes (see ``REFUSE_HOSTS_TO``).
+        proxies: the configured identities' proxy hosts. Chromium looks the proxy itself up
+            through these rules too, so without an exception a proxied session could never
+            connect; the platform allowlist is then the proxy's to enforce.
     """
-    rules: list[str] = []
+    rules: list[str] = [f"EXCLUDE {host}" for host in dict.fromkeys(proxies)]
     for domain in ALL_DOMAINS:
         for pattern in (domain, "*." + domain):
             rules.append(f"MAP {pattern} {map_to}" if map_to else f"EXCLUDE {pattern}")

@@ -38,7 +38,7 @@ from playwright.async_api import Page, Request
 
 from fixtures.pages.redirect_probe import KINDS, redirect_pages, redirect_url
 from fixtures.site import FixtureSite, build_app
-from scraper.config import load_browser_settings
+from scraper.config import Identity, load_browser_settings
 from scraper.hosts import ALL_DOMAINS, REFUSE_HOSTS_TO, host_allowed, resolver_rules
 from scraper.pool import BrowserPool
 from tests.chromium import bare_chromium
@@ -337,3 +337,20 @@ async def test_a_refused_navigation_starts_no_dns_probe(site: FixtureSite, tmp_p
     assert set(bare.values()) == {"net::ERR_ADDRESS_UNREACHABLE"}, bare
     assert set(session.values()) <= set(REFUSED), session
     assert net_log_dns_activity(net_log) == []
+
+
+def test_proxy_hosts_are_excepted_from_the_refusal() -> None:
+    """Chromium resolves a context's proxy through the same rules: unexcepted, no proxy could be
+    reached (ERR_PROXY_CONNECTION_FAILED). Each identity's proxy host is excepted, nothing else."""
+    identities = (
+        Identity(name="a", proxy="http://proxy.example:3128"),
+        Identity(name="b", proxy="socks5://10.9.8.7:1080"),
+        Identity(name="c", proxy="proxy.example:3128"),
+        Identity(name="d"),
+    )
+    settings = replace(load_browser_settings(env={}), identities=identities)
+    assert settings.proxy_hosts() == ["proxy.example", "10.9.8.7", "proxy.example"]
+    rules = settings.host_resolver_rules().split(", ")
+    assert rules[:2] == ["EXCLUDE proxy.example", "EXCLUDE 10.9.8.7"]
+    assert rules[-1] == f"MAP * {REFUSE_HOSTS_TO}"
+    assert rules[2:-1] == resolver_rules(None).split(", ")[:-1]  # the platform allowlist, unchanged
