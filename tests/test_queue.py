@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from models.db import session_factory
 from models.tables import JobState
 from models.types import utcnow
+from server.credits import MAX_CREDITS
 from server.queue import InsufficientCredits, JobQueue, Recovered, TokenBanned
 from server.tokens import TokenStore
 
@@ -214,3 +215,33 @@ async def test_recovery_walks_every_batch_and_refunds_once_under_concurrency(eng
     assert sum(r.failed for r in runs) == len(out_of_attempts)
     assert sum(r.requeued for r in runs) == len(retryable)
     assert (await tokens.find("t")).credits == 300 - 10 * len(retryable)  # type: ignore[union-attr]
+
+
+async def _credits(tokens: TokenStore, name: str) -> int:
+    info = await tokens.find(name)
+    assert info is not None
+    return info.credits
+
+
+async def test_a_refund_onto_a_full_balance_does_not_overflow_or_stall_recovery(engine: AsyncEngine) -> None:
+    """Issue 9, defect 2: a token at 2^31-1 is charged, topped back up to the cap, then refunded.
+
+    On a 32-bit credits column the refund overflowed, the job stayed active and every recovery
+    run rolled back; on 64-bit columns the balance goes past the cap and everything moves on.
+    """
+    queue, tokens = _queue(engine, lease=0.01)
+    _, big = await tokens.create(name="big", credits=MAX_CREDITS)
+    _, other = await tokens.create(name="other", credits=100)
+    (refunded,) = await _enqueue(queue, big.id)
+    await tokens.topup(big.id, 10)  # back at the cap
+    claimed = await queue.claim("w1")
+    assert claimed is not None and claimed.id == refunded
+    assert await queue.fail(refunded, "w1", error="Video not found: deleted", code="not_found")
+    assert await _credits(tokens, "big") == MAX_CREDITS + 10
+    (orphan,) = await _enqueue(queue, other.id, max_attempts=1)
+    assert await queue.claim("w2") is not None
+    await asyncio.sleep(0.05)
+    assert await queue.recover_expired() == Recovered(failed=1)
+    job = await queue.get(orphan)
+    assert job is not None and job.state == JobState.FAILED
+    assert await _credits(tokens, "other") == 100
