@@ -36,7 +36,15 @@ KIND_NAMES: dict[Kind, str] = {
 
 @dataclass(frozen=True, slots=True)
 class ParsedUrl:
-    """A classified platform URL; ``canonical_url`` is the only URL the browser should load."""
+    """A classified platform URL; ``canonical_url`` is the only URL the browser should load.
+
+    ``id`` is the item id (digits) of a ``video`` or ``photo``. ``user`` is the profile's id for a
+    ``user`` (a Douyin sec_uid, a TikTok handle) and, for a TikTok item, the author's handle when
+    the URL names one. A TikTok item URL whose ``@`` part is empty, our ``_`` placeholder or a
+    sec_uid (``/@MS4wLjABAAAA.../video/<id>``) has ``user=None``: a sec_uid is not a handle, so it
+    cannot go into the canonical ``/@<handle>/video/<id>``, which uses ``_`` instead (TikTok opens
+    the item by its id). Douyin items never keep a user.
+    """
 
     platform: Platform
     kind: Kind
@@ -55,6 +63,10 @@ _DY_WEB = frozenset({"www.douyin.com", "douyin.com"})
 _DY_SHARE = _DY_WEB | {"m.douyin.com", "www.iesdouyin.com", "iesdouyin.com", "m.iesdouyin.com"}
 _DY_SHORT = frozenset({"v.douyin.com"})
 _TT_WEB = frozenset({"www.tiktok.com", "tiktok.com", "m.tiktok.com"})
+#: tiktokv.com is TikTok's share domain: its item links are mapped to www.tiktok.com, so the
+#: browser never loads a tiktokv.com page (yt-dlp yt_dlp/extractor/tiktok.py TikTokIE,
+#: gallery-dl gallery_dl/extractor/tiktok.py BASE_PATTERN ``(?:www\.)?tiktokv?\.com``).
+_TT_SHARE = _TT_WEB | {"www.tiktokv.com", "tiktokv.com"}
 _TT_SHORT = frozenset({"vm.tiktok.com", "vt.tiktok.com"})
 
 _DY_VIDEO = "https://www.douyin.com/video/{id}"
@@ -64,9 +76,17 @@ _TT_VIDEO = "https://www.tiktok.com/@{handle}/video/{id}"
 _TT_PHOTO = "https://www.tiktok.com/@{handle}/photo/{id}"
 _TT_USER = "https://www.tiktok.com/@{handle}"
 
-#: Douyin pages that open an item in a modal: ``?modal_id=<id>`` names the item (any sec_uid in
-#: the path is the page's owner, not necessarily the author, so it is not kept).
-_DY_MODAL_PAGES = r"/(?:(?:jingxuan|discover|follow|hot|search/[^/]+|root/search/[^/]+|user/[^/]+)/?)?"
+#: Any www.douyin.com page can open an item in a modal (``/jingxuan``, ``/discover``, ``/follow``,
+#: ``/channel/<id>``, ``/search/<q>``, ``/user/<sec_uid>``, ``/user/self`` ...): ``?modal_id=<id>``
+#: names the item (a sec_uid in the path is the page's owner, not necessarily the author, so it is
+#: not kept). Evil0ctal/Douyin_TikTok_Download_API crawlers/douyin/web/utils.py reads
+#: ``modal_id=([0-9]+)`` from any douyin.com URL.
+_DY_MODAL_PAGES = r"/(?s:.*)"
+
+#: A sec_uid where a TikTok URL puts the handle. yt-dlp TikTokUserIE and gallery-dl
+#: _extract_sec_uid match exactly ``MS4wLjABAAAA[\w-]{64}``; any long enough run of the sec_uid
+#: alphabet after the ``MS4wLjAB`` prefix counts here (no handle looks like that).
+_SEC_UID = re.compile(r"MS4wLjAB[A-Za-z0-9_-]{16,120}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +98,7 @@ class _Form:
     path: re.Pattern[str]  # fullmatch on the percent-decoded path; groups id / user / code
     kind: Kind
     canonical: str  # format string over id, user, handle ("_" when unknown), code, host
+    # (a TikTok item's ``owner`` group is its ``/@<owner>/`` part: a handle, a sec_uid or empty)
     query_id: str | None = None  # the item id is this query parameter (the form needs it)
 
 
@@ -92,20 +113,27 @@ def _form(
     return _Form(platform, hosts, re.compile(path), kind, canonical, query_id)
 
 
-#: First match wins, so modal pages come before the plain profile form.
+#: First match wins: item paths keep their meaning, then a modal_id on any other page is the item,
+#: then the profile forms.
 _FORMS: tuple[_Form, ...] = (
     _form("douyin", _DY_WEB, r"/video/(?P<id>[^/]+)/?", "video", _DY_VIDEO),
     _form("douyin", _DY_WEB, r"/note/(?P<id>[^/]+)/?", "photo", _DY_NOTE),
     _form("douyin", _DY_SHARE, r"/share/video/(?P<id>[^/]+)/?", "video", _DY_VIDEO),
     _form("douyin", _DY_SHARE, r"/share/(?:note|slides)/(?P<id>[^/]+)/?", "photo", _DY_NOTE),
-    _form("douyin", _DY_SHARE, r"/share/user/(?P<user>[^/]+)/?", "user", _DY_USER),
     _form("douyin", _DY_WEB, _DY_MODAL_PAGES, "video", _DY_VIDEO, query_id="modal_id"),
+    _form("douyin", _DY_SHARE, r"/share/user/(?P<user>[^/]+)/?", "user", _DY_USER),
     _form("douyin", _DY_WEB, r"/user/(?!self/?$)(?P<user>[^/]+)/?", "user", _DY_USER),
     # Share texts often put a tail right after the code (".../iRNBho6u/3.05"): ignore it.
     _form("douyin", _DY_SHORT, r"/(?P<code>[^/]+)(?:/.*)?", "short", "https://v.douyin.com/{code}/"),
-    _form("tiktok", _TT_WEB, r"/@(?P<user>[^/]+)/video/(?P<id>[^/]+)/?", "video", _TT_VIDEO),
-    _form("tiktok", _TT_WEB, r"/@(?P<user>[^/]+)/photo/(?P<id>[^/]+)/?", "photo", _TT_PHOTO),
-    _form("tiktok", _TT_WEB, r"/@(?P<user>[^/]+)/?", "user", _TT_USER),
+    # "/@/video/<id>" and "/@<sec_uid>/video/<id>": yt-dlp TikTokIE ``@(?P<user_id>[\w\.-]+)?/video``.
+    _form("tiktok", _TT_SHARE, r"/@(?P<owner>[^/]*)/video/(?P<id>[^/]+)/?", "video", _TT_VIDEO),
+    _form("tiktok", _TT_SHARE, r"/@(?P<owner>[^/]*)/photo/(?P<id>[^/]+)/?", "photo", _TT_PHOTO),
+    # yt-dlp TikTokIE ``www\.tiktokv?\.com/share/video``;
+    # gallery-dl TiktokPostExtractor ``share/(?:phot|vide)o``.
+    _form("tiktok", _TT_SHARE, r"/share/video/(?P<id>[^/]+)/?", "video", _TT_VIDEO),
+    _form("tiktok", _TT_SHARE, r"/share/photo/(?P<id>[^/]+)/?", "photo", _TT_PHOTO),
+    # A sec_uid profile falls through to its own message (_UNSUPPORTED_PATHS).
+    _form("tiktok", _TT_WEB, r"/@(?!MS4wLjAB)(?P<user>[^/]+)/?", "user", _TT_USER),
     _form("tiktok", _TT_WEB, r"/v/(?P<id>[^/]+?)(?:\.html)?/?", "video", _TT_VIDEO),
     _form("tiktok", _TT_WEB, r"/embed(?:/v2)?/(?P<id>[^/]+)/?", "video", _TT_VIDEO),
     _form("tiktok", _TT_WEB, r"/t/(?P<code>[^/]+)/?", "short", "https://www.tiktok.com/t/{code}/"),
@@ -118,7 +146,23 @@ _PAGE_HOSTS: frozenset[str] = frozenset().union(*(form.hosts for form in _FORMS)
 _UNSUPPORTED_DOMAINS: dict[str, str] = {
     "ixigua.com": "Xigua (ixigua.com) videos are not supported; paste a Douyin or TikTok URL",
 }
+_LIVE = "live streams are not supported; paste a video, photo post or profile link"
+#: Hosts that serve only live rooms: live.douyin.com/<web_rid or Douyin id> (ihmily/DouyinLiveRecorder
+#: README); webcast.amemv.com, whose /douyin/webcast/reflow/<room_id> is Douyin's live share page
+#: (Evil0ctal/Douyin_TikTok_Download_API crawlers/douyin/web/utils.py WebCastIdFetcher); and
+#: webcast.tiktok.com, TikTok LIVE's host.
+_LIVE_HOSTS = frozenset({"live.douyin.com", "webcast.amemv.com", "webcast.tiktok.com"})
 _UNSUPPORTED_PATHS: tuple[tuple[frozenset[str], re.Pattern[str], str], ...] = (
+    # www.douyin.com/root/live/<id>, /follow/live/<id>?anchor_id=... (WebCastIdFetcher ``live/([^/?]*)``).
+    (_DY_WEB, re.compile(r"/(?:(?:root|follow)/)?live(?:/.*)?", re.DOTALL), _LIVE),
+    # tiktok.com/@<handle>/live, m.tiktok.com/share/live/<room_id> (yt-dlp TikTokLiveIE); /live: the feed.
+    (_TT_WEB, re.compile(r"/@[^/]*/live/?|/(?:share/)?live(?:/.*)?", re.DOTALL), _LIVE),
+    (
+        _TT_WEB,
+        re.compile(r"/@MS4wLjAB[^/]*/?"),
+        "this TikTok profile link names a sec_uid (MS4wLjAB...), not a handle; "
+        "paste the profile's https://www.tiktok.com/@handle link",
+    ),
     (
         _DY_WEB,
         re.compile(r"/user/self/?"),
@@ -279,18 +323,29 @@ def _check(platform: Platform, field: str, value: str) -> str:
     return value
 
 
+def _item_handle(owner: str) -> str | None:
+    """The handle in a TikTok item URL's ``/@<owner>/``; None when it names none.
+
+    None for an empty owner (``/@/video/<id>``), our own placeholder (``/@_/video/<id>``) and a
+    sec_uid (``/@MS4wLjABAAAA.../video/<id>``, which links built from API data carry).
+    """
+    if owner in ("", "_") or _SEC_UID.fullmatch(owner):
+        return None
+    return _check("tiktok", "user", owner)
+
+
 def _match(platform: Platform, host: str, path: str, query: str) -> ParsedUrl | None:
     params = parse_qs(query)
     for form in _FORMS:
         found = form.path.fullmatch(path) if host in form.hosts else None
         if not found or (form.query_id and not params.get(form.query_id)):
             continue
-        groups = {k: _check(platform, k, v) for k, v in found.groupdict().items() if v is not None}
+        pieces = found.groupdict()
+        owner = pieces.pop("owner", None)
+        groups = {k: _check(platform, k, v) for k, v in pieces.items() if v is not None}
         if form.query_id:
             groups["id"] = _check(platform, "id", params[form.query_id][0])
-        user = groups.get("user")
-        if user == "_" and form.kind != "user":
-            user = None  # our own placeholder handle in canonical item URLs (``/@_/video/<id>``)
+        user = groups.get("user") if owner is None else _item_handle(owner)
         canonical = form.canonical.format(
             id=groups.get("id"), user=user, handle=user or "_", code=groups.get("code"), host=host
         )
@@ -319,6 +374,8 @@ def classify(text: str) -> ParsedUrl:
     for domain, message in _UNSUPPORTED_DOMAINS.items():
         if registrable_match(host, (domain,)):
             raise InvalidUrl(message, url=candidate)
+    if host in _LIVE_HOSTS:
+        raise InvalidUrl(_LIVE, url=candidate)
     if host not in _PAGE_HOSTS:
         raise InvalidUrl(
             f"{host} is a {name} media or API host; paste the post's page or share link", url=candidate

@@ -25,6 +25,10 @@ DY_VIDEO = f"https://www.douyin.com/video/{VID}"
 DY_NOTE = f"https://www.douyin.com/note/{VID}"
 DY_USER = f"https://www.douyin.com/user/{SEC}"
 TT_VIDEO = f"https://www.tiktok.com/@_/video/{TTV}"
+TT_PHOTO = f"https://www.tiktok.com/@_/photo/{TTV}"
+#: A TikTok sec_uid as links built from API data carry it (yt-dlp's TikTokIE test URL).
+TT_SEC = "MS4wLjABAAAATh8Vewkn0LYM7Fo03iec3qKdeCUOcBIouRk1mkiag6h3o_pQu_dUXvZ2EZlGST7_"
+LIVE = "live streams are not supported; paste a video, photo post or profile link"
 
 #: (input, platform, kind, id, user, canonical_url)
 ACCEPTED = [
@@ -38,6 +42,25 @@ ACCEPTED = [
     (f"https://www.douyin.com/user/{SEC}?modal_id={VID}", "douyin", "video", VID, None, DY_VIDEO),
     (f"https://www.douyin.com/?recommend=1&modal_id={VID}", "douyin", "video", VID, None, DY_VIDEO),
     (f"https://www.douyin.com/user/self?showTab=like&modal_id={VID}", "douyin", "video", VID, None, DY_VIDEO),
+    # ... a modal_id on any other www.douyin.com page is the item it shows
+    (f"https://www.douyin.com/channel/300203?modal_id={VID}", "douyin", "video", VID, None, DY_VIDEO),
+    (f"https://www.douyin.com/follow?modal_id={VID}", "douyin", "video", VID, None, DY_VIDEO),
+    (
+        f"https://www.douyin.com/search/%E7%8C%AB?aid=f1a2&modal_id={VID}&type=general",
+        "douyin",
+        "video",
+        VID,
+        None,
+        DY_VIDEO,
+    ),
+    (f"https://www.douyin.com/root/search/cats?modal_id={VID}", "douyin", "video", VID, None, DY_VIDEO),
+    (f"https://www.douyin.com/jingxuan/search/cats?modal_id={VID}", "douyin", "video", VID, None, DY_VIDEO),
+    (f"https://douyin.com/hot/2071234?modal_id={VID}", "douyin", "video", VID, None, DY_VIDEO),
+    (f"https://www.douyin.com/user/{SEC}/?modal_id={VID}&vid=1", "douyin", "video", VID, None, DY_VIDEO),
+    (f"https://www.douyin.com/share/user/{SEC}?modal_id={VID}", "douyin", "video", VID, None, DY_VIDEO),
+    # ... but /video/<id> and /note/<id> name their own item whatever the query says
+    (f"{DY_VIDEO}?modal_id=7000000000000000001", "douyin", "video", VID, None, DY_VIDEO),
+    (f"{DY_NOTE}?modal_id=7000000000000000001", "douyin", "photo", VID, None, DY_NOTE),
     (f"https://m.douyin.com/share/video/{VID}/", "douyin", "video", VID, None, DY_VIDEO),
     (f"https://www.douyin.com/share/video/{VID}", "douyin", "video", VID, None, DY_VIDEO),
     (
@@ -102,7 +125,30 @@ ACCEPTED = [
         "a.b",
         f"https://www.tiktok.com/@a.b/photo/{TTV}",
     ),
+    # sec_uid or empty where the handle goes: the video, under the "_" placeholder
+    (f"https://www.tiktok.com/@{TT_SEC}/video/{TTV}", "tiktok", "video", TTV, None, TT_VIDEO),
+    (f"https://www.tiktok.com/@{TT_SEC}/video/{TTV}?lang=en", "tiktok", "video", TTV, None, TT_VIDEO),
+    (f"https://www.tiktok.com/@{TT_SEC}/photo/{TTV}", "tiktok", "photo", TTV, None, TT_PHOTO),
+    (f"https://www.tiktok.com/@/video/{TTV}/", "tiktok", "video", TTV, None, TT_VIDEO),
+    (f"https://www.tiktok.com/@/photo/{TTV}", "tiktok", "photo", TTV, None, TT_PHOTO),
+    (TT_VIDEO, "tiktok", "video", TTV, None, TT_VIDEO),
+    # share links, on tiktok.com and on the tiktokv.com share domain (mapped to www.tiktok.com)
+    (f"https://www.tiktok.com/share/video/{TTV}/", "tiktok", "video", TTV, None, TT_VIDEO),
+    (f"https://www.tiktok.com/share/photo/{TTV}", "tiktok", "photo", TTV, None, TT_PHOTO),
+    (f"https://m.tiktok.com/share/video/{TTV}?u_code=x", "tiktok", "video", TTV, None, TT_VIDEO),
+    (f"https://www.tiktokv.com/share/video/{TTV}/", "tiktok", "video", TTV, None, TT_VIDEO),
+    (f"https://tiktokv.com/share/video/{TTV}", "tiktok", "video", TTV, None, TT_VIDEO),
+    (f"https://www.tiktokv.com/share/photo/{TTV}/", "tiktok", "photo", TTV, None, TT_PHOTO),
+    (
+        f"https://www.tiktokv.com/@x/video/{TTV}",
+        "tiktok",
+        "video",
+        TTV,
+        "x",
+        f"https://www.tiktok.com/@x/video/{TTV}",
+    ),
     (f"https://m.tiktok.com/v/{TTV}.html", "tiktok", "video", TTV, None, TT_VIDEO),
+    (f"https://m.tiktok.com/v/{TTV}", "tiktok", "video", TTV, None, TT_VIDEO),
     (f"https://www.tiktok.com/embed/v2/{TTV}", "tiktok", "video", TTV, None, TT_VIDEO),
     (f"https://www.tiktok.com/embed/{TTV}", "tiktok", "video", TTV, None, TT_VIDEO),
     (f"tiktok.com/@x/video/{TTV}", "tiktok", "video", TTV, "x", f"https://www.tiktok.com/@x/video/{TTV}"),
@@ -243,11 +289,18 @@ REJECTED = [
     (f"https://www.iesdouyin.com/xg/video/{VID}/", "Xigua"),
     ("https://www.douyin.com/search/cats", "not a video, photo or profile URL"),
     ("https://www.douyin.com/jingxuan", "not a video, photo or profile URL"),
-    ("https://live.douyin.com/123456789", "media or API host"),
+    ("https://webcast.amemv.com/webcast/room/reflow/info/", "live streams"),
     ("https://v26-web.douyinvod.com/abc/video.mp4", "media or API host"),
     ("https://www.tiktok.com/music/original-sound-7071967230287744267", "not a video, photo or profile URL"),
     ("https://www.tiktok.com/tag/cats", "not a video, photo or profile URL"),
-    ("https://www.tiktok.com/@nasa/live", "not a video, photo or profile URL"),
+    (f"https://www.tiktok.com/@{TT_SEC}", "names a sec_uid"),
+    (f"https://www.tiktok.com/@{TT_SEC}/", "names a sec_uid"),
+    ("https://www.tiktokv.com/", "not a video, photo or profile URL"),
+    ("https://www.tiktokv.com/@x", "not a video, photo or profile URL"),
+    ("https://api16-normal-c-useast1a.tiktokv.com/aweme/v1/feed/", "media or API host"),
+    (f"https://www.tiktok.com/share/video/{TTV}x", "5-25 digits"),
+    (f"https://www.tiktok.com/@MS4wLjAB!/video/{TTV}", "TikTok handle"),
+    ("https://www.douyin.com/channel/300203?modal_id=12", "5-25 digits"),
     ("https://www.tiktok.com/", "not a video, photo or profile URL"),
     ("https://www.douyin.com/video/1234", "5-25 digits"),
     ("https://www.douyin.com/video/" + "1" * 26, "5-25 digits"),
@@ -263,6 +316,36 @@ REJECTED = [
     ("just some words", "no URL found"),
     ("@nasa", "paste the full link"),
 ]
+
+
+#: Live rooms, refused with one message whatever the host (none of these is "a media or API host").
+LIVE_URLS = [
+    "https://live.douyin.com/123456",
+    "https://live.douyin.com/745964462470?room_id=7318296342189919011&enter_from_merge=web_share_link",
+    "https://live.douyin.com/yall1102",  # a Douyin id instead of the room number
+    "https://live.douyin.com/",
+    "https://www.douyin.com/follow/live/53682367755?anchor_id=1566126704427592",
+    "https://www.douyin.com/root/live/376034101029",
+    "https://webcast.amemv.com/douyin/webcast/reflow/7318296342189919011?u_code=l1j9bkbd&from=share",
+    "https://www.tiktok.com/@nasa/live",
+    "https://www.tiktok.com/@nasa/live/?enter_from_merge=share",
+    "tiktok.com/@n.a_sa/live",
+    "https://m.tiktok.com/share/live/7209423610325322522/?language=en",
+    "https://www.tiktok.com/live",
+    "https://webcast.tiktok.com/webcast/room/info/?aid=1988&room_id=7209423610325322522",
+    "看直播 https://live.douyin.com/123456 复制此链接",
+]
+
+
+@pytest.mark.parametrize("text", LIVE_URLS)
+def test_live_links_are_refused_in_one_line(text: str) -> None:
+    with pytest.raises(InvalidUrl) as info:
+        classify(text)
+    assert str(info.value) == LIVE
+
+
+def test_a_modal_id_wins_over_a_live_page() -> None:
+    assert classify(f"https://www.douyin.com/follow/live/123?modal_id={VID}").canonical_url == DY_VIDEO
 
 
 @pytest.mark.parametrize(("text", "fragment"), REJECTED)
@@ -310,6 +393,13 @@ HOSTILE = [
     "https://static.tiktokcdn.com/@x/video/7675963488111480072",
     "https://www.douyin.com/../../evil.net/video/1",
     "https://user@v.douyin.com/iRNBho6u/",
+    f"https://www.tiktokv.com.evil.net/share/video/{TTV}",
+    f"https://evil.net/share/video/{TTV}?modal_id={VID}",
+    f"https://evil-tiktokv.com/share/video/{TTV}",
+    f"https://www.tiktokv.com@evil.net/share/video/{TTV}",
+    f"https://www%2etiktokv%2ecom/share/video/{TTV}",
+    f"https://www.douyin.com.evil.net/search/x?modal_id={VID}",
+    f"https://www.douyin.com/../../evil.net/?modal_id=x{VID}",
 ]
 
 CANONICAL_HOSTS = {"www.douyin.com", "v.douyin.com", "www.tiktok.com", "vm.tiktok.com", "vt.tiktok.com"}

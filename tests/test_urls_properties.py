@@ -35,6 +35,11 @@ def _classify_or_none(text: str) -> ParsedUrl | None:
 @example("http://[fe80::1%25eth0]/")
 @example(f"//www.douyin.com/video/{VIDEO_ID}")
 @example(f"www.douyin.com/video/{VIDEO_ID}?x=http://127.0.0.1:9/")
+@example(f"https://www.tiktokv.com/share/video/{VIDEO_ID}/")
+@example(f"https://www.tiktok.com/@/video/{VIDEO_ID}")
+@example(f"https://www.tiktok.com/@MS4wLjABAAAA{'x' * 64}/video/{VIDEO_ID}")
+@example(f"https://www.douyin.com/search/%0A%E7%8C%AB?modal_id={VIDEO_ID}")
+@example("https://live.douyin.com/123456")
 def test_classify_is_total_and_only_yields_platform_pages(text: str) -> None:
     parsed = _classify_or_none(text)
     if parsed is None:
