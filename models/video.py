@@ -2,6 +2,12 @@
 
 The vendor's keys come first and are never removed; the keys marked *ours* in
 vendor-api.md are extras a vendor client simply ignores.
+
+Only ``video_id`` (and ``platform``) is required of a post: everything else
+can be absent from what the platform sent, and one absent field must not cost
+the whole item. An absent field is ``null`` (or the vendor type's empty value:
+``""``, ``0``) and its name is listed in ``missing``, so "0 likes" and "likes not
+sent" stay distinguishable.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ class Video(_Shape):
     cover_url: str | None = None
     download_url: str | None = None
     duration: int = 0
-    create_time: str
+    create_time: str | None  # null when the platform did not send it (older Douyin lists)
     statistics: Statistics = Field(default_factory=Statistics)
     # ours
     platform: Literal["douyin", "tiktok"]
@@ -75,6 +81,10 @@ class Video(_Shape):
     download_url_expires_at: str | None = None
     watermark: bool | None = None
     is_pinned: bool = False
+    #: Result fields the platform did not send, in field order (``"statistics.likes"`` for one
+    #: counter); empty when the post is complete. Photo posts have no ``download_url`` or
+    #: ``duration`` by nature, so those are never listed for them.
+    missing: list[str] = Field(default_factory=list)
 
     def to_result(self) -> dict[str, object]:
         """The JSON-ready dict stored as a job result."""

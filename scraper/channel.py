@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from models.video import Video
 from scraper.errors import NotFound, PrivateContent
 from scraper.loader import LivePage, diagnose, live_page
-from scraper.normalize import PostPage, Profile
 from scraper.session import Session
+from scraper.shapes.common import PostPage, Profile
 from scraper.urls import ParsedUrl
 
 log = logging.getLogger(__name__)
@@ -69,12 +69,13 @@ class ChannelListing:
                     self.pinned.append(video)
             elif self._in_range(video):
                 self.regular.append(video)
-            else:
+            elif _created(video) is not None:
                 self.reached_since = True  # regular posts come newest first: the rest are older
 
     def _in_range(self, video: Video) -> bool:
-        since = self.query.since
-        return since is None or _created(video) >= since
+        """Inside ``since`` (all are, without one); an undated post cannot be shown to be, so it is not."""
+        since, created = self.query.since, _created(video)
+        return since is None or (created is not None and created >= since)
 
     @property
     def complete(self) -> bool:
@@ -82,7 +83,7 @@ class ChannelListing:
         return len(self.regular) >= self.query.count or self.reached_since or not self.platform_has_more
 
     def result(self, profile: Profile) -> dict[str, Any]:
-        merged = sorted(self.regular + self.pinned, key=_created, reverse=True)
+        merged = sorted(self.regular + self.pinned, key=lambda v: _created(v) or _UNKNOWN, reverse=True)
         videos = merged[: self.query.count]
         truncated = len(merged) > self.query.count
         has_more = truncated or (self.platform_has_more and not self.reached_since)
@@ -94,7 +95,13 @@ class ChannelListing:
         }
 
 
-def _created(video: Video) -> datetime:
+#: Where a post without a create time sorts: after every dated one.
+_UNKNOWN = datetime.min.replace(tzinfo=UTC)
+
+
+def _created(video: Video) -> datetime | None:
+    if video.create_time is None:
+        return None
     return datetime.fromisoformat(video.create_time.replace("Z", "+00:00"))
 
 

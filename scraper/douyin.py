@@ -12,12 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 from models.video import Video
-from scraper import normalize, page_data
+from scraper import page_data
 from scraper.channel import ChannelRoute, missing_account
 from scraper.errors import LayoutChanged
 from scraper.loader import Capture, LivePage, LoadSpec
-from scraper.normalize import Profile
 from scraper.routes import ItemRoute
+from scraper.shapes.common import Profile
+from scraper.shapes.douyin import (
+    douyin_aweme,
+    douyin_detail_aweme,
+    douyin_post_page,
+    douyin_profile,
+    douyin_share_aweme,
+)
 from scraper.urls import ParsedUrl
 
 DETAIL_XHR_PATH = "/aweme/v1/web/aweme/detail/"
@@ -41,14 +48,14 @@ def share_page_url(parsed: ParsedUrl) -> str:
 def read_detail_xhr(capture: Capture) -> dict[str, Any]:
     if not isinstance(capture.xhr, dict):
         raise LayoutChanged(f"detail XHR on {capture.url} was not a JSON object", url=capture.url)
-    return normalize.douyin_detail_aweme(capture.xhr, url=capture.url)
+    return douyin_detail_aweme(capture.xhr, url=capture.url)
 
 
 def read_share_page(capture: Capture) -> dict[str, Any]:
     data = page_data.douyin_router_data(capture.html)
     if data is None:
         raise LayoutChanged(f"no _ROUTER_DATA on {capture.url} (title {capture.title!r})", url=capture.url)
-    return normalize.douyin_share_aweme(data, url=capture.url)
+    return douyin_share_aweme(data, url=capture.url)
 
 
 async def read_profile(live: LivePage) -> Profile:
@@ -56,7 +63,7 @@ async def read_profile(live: LivePage) -> Profile:
     payload = await live.next_json(PROFILE_XHR_PATH)
     if isinstance(payload, dict) and payload.get("user") is None and payload.get("status_code"):
         raise missing_account(live.page.url)
-    return normalize.douyin_profile(payload, url=live.page.url)
+    return douyin_profile(payload, url=live.page.url)
 
 
 ITEM_ROUTES: tuple[ItemRoute, ...] = (
@@ -65,14 +72,14 @@ ITEM_ROUTES: tuple[ItemRoute, ...] = (
         page_url=web_page_url,
         spec=LoadSpec(xhr_path=DETAIL_XHR_PATH),
         read=read_detail_xhr,
-        normalize=normalize.douyin_aweme,
+        normalize=douyin_aweme,
     ),
     ItemRoute(
         name="douyin.share_page",
         page_url=share_page_url,
         spec=LoadSpec(ready_js=ROUTER_DATA_READY, mobile=True),
         read=read_share_page,
-        normalize=normalize.douyin_aweme,
+        normalize=douyin_aweme,
     ),
 )
 
@@ -82,7 +89,7 @@ CHANNEL_ROUTE = ChannelRoute(
     posts_xhr=POST_XHR_PATH,
     extra_xhrs=(PROFILE_XHR_PATH,),
     read_profile=read_profile,
-    read_posts=normalize.douyin_post_page,
+    read_posts=douyin_post_page,
 )
 
 

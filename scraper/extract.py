@@ -2,33 +2,42 @@
 
 Behind ``shortvid extract FILE``. It lets anyone check the parsers against a
 real capture (or debug a failed job from a saved page) without a browser or a
-network: the file kind is detected from its content, not its name.
+network: the file kind is detected from its content, not its name, and the
+payload is placed by its own keys (``scraper.shapes.payload``).
 
 Results (JSON-ready dicts):
 
-* a video page, share page, ``RENDER_DATA`` page or detail response → the ``Video`` result;
-* a post list (Douyin ``aweme_list``, TikTok ``itemList``) →
-  ``{"videos", "has_more", "count", "max_cursor" | "cursor"}``;
+* one post (a video page in any layout, share page, ``RENDER_DATA`` page, detail
+  response, a bare item) → the ``Video`` result (``missing`` names the fields the
+  platform did not send);
+* anything holding a list of posts (Douyin ``aweme_list``, TikTok ``itemList``, a
+  SIGI_STATE profile page, search responses, …) → a listing
+  ``{"author", "videos", "count", "has_more", "cursor" | "max_cursor"}``
+  (``author`` is ``null`` unless the payload names the account);
 * a profile (Douyin ``user`` / ``data[0]``, TikTok ``webapp.user-detail``) → ``{"author", "stats"}``;
 * a TikTok oEmbed response → a **partial** Video-like dict (``"partial": true``: no create
   time, statistics or download URL are in oEmbed);
 * a response-headers capture → ``{"status", "cookies"}`` (``tt_chain_token`` explains media 403s).
 
 A deleted, private or blocked item raises the matching ``ScraperError`` (a
-captcha or challenge page raises ``Blocked``); an unknown file raises ``LayoutChanged``.
+captcha or challenge page raises ``Blocked``); an unknown file raises
+``LayoutChanged`` naming the keys it found.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from scraper import normalize, outcome, page_data
+from scraper import outcome, page_data
 from scraper.errors import Blocked, LayoutChanged, ScraperError
+from scraper.shapes.common import PostPage, Profile
+from scraper.shapes.payload import Placed, describe_keys, place_payload
 
 JSON = dict[str, Any]
 Handler = Callable[[JSON], JSON]
@@ -39,46 +48,24 @@ __all__ = ["extract_file", "extract_json", "extract_text", "main"]
 # --------------------------------------------------------------------------- result shapes
 
 
-def _page_result(page: normalize.PostPage, cursor_key: str) -> JSON:
+def listing_result(page: PostPage) -> JSON:
+    """A list of posts as the channel listing's shape, plus the platform's cursor."""
     return {
+        "author": page.author.model_dump(mode="json") if page.author else None,
         "videos": [video.to_result() for video in page.videos],
-        "has_more": page.has_more,
-        cursor_key: page.cursor,
         "count": len(page.videos),
+        "has_more": page.has_more,
+        page.cursor_key: page.cursor,
     }
 
 
-def _profile_result(profile: normalize.Profile) -> JSON:
-    return {"author": profile.author.model_dump(mode="json"), "stats": dict(profile.stats)}
-
-
-def _tiktok_scope(data: JSON) -> JSON:
-    """A TikTok rehydration document or SIGI state: a profile page or a video page."""
-    scope = data.get("__DEFAULT_SCOPE__", data)
-    if isinstance(scope, dict) and "webapp.user-detail" in scope and "webapp.video-detail" not in scope:
-        return _profile_result(normalize.tiktok_user_detail(scope))
-    return normalize.tiktok_item(normalize.tiktok_video_detail_item(data)).to_result()
-
-
-def _tiktok_bare_item(data: JSON) -> JSON:
-    """A lone ``itemStruct`` (or a SIGI ``ItemModule`` entry) saved on its own."""
-    return normalize.tiktok_item(data).to_result()
-
-
-def _looks_like_tiktok_item(data: JSON) -> bool:
-    return "id" in data and "createTime" in data and ("video" in data or "imagePost" in data)
-
-
-def _douyin_detail(data: JSON) -> JSON:
-    return normalize.douyin_aweme(normalize.douyin_detail_aweme(data)).to_result()
-
-
-def _douyin_share(data: JSON) -> JSON:
-    return normalize.douyin_aweme(normalize.douyin_share_aweme(data)).to_result()
-
-
-def _douyin_render(data: JSON) -> JSON:
-    return normalize.douyin_aweme(normalize.douyin_render_aweme(data)).to_result()
+def result_of(placed: Placed) -> JSON:
+    """A placed payload (post, listing, profile) as its JSON result."""
+    if isinstance(placed, PostPage):
+        return listing_result(placed)
+    if isinstance(placed, Profile):
+        return {"author": placed.author.model_dump(mode="json"), "stats": dict(placed.stats)}
+    return placed.to_result()
 
 
 def _oembed(data: JSON) -> JSON:
@@ -111,90 +98,71 @@ def _headers_capture(data: JSON) -> JSON:
     return {"status": data.get("statusCode"), "cookies": _set_cookies(data["headers"])}
 
 
-def _douyin_status_only(data: JSON) -> JSON:
-    """A bare Douyin error envelope: raise what it stands for."""
-    error = normalize.douyin_status_error(data)
-    raise error if error is not None else LayoutChanged("Douyin envelope without data")
-
-
-def _tiktok_status_only(data: JSON) -> JSON:
-    """A bare TikTok error envelope: raise what it stands for."""
-    error = normalize.tiktok_status_error(data.get("statusCode"), data.get("statusMsg"))
-    raise error if error is not None else LayoutChanged("TikTok envelope without data")
-
-
 # --------------------------------------------------------------------------- detection
 
-
-def _has_user_list(data: JSON) -> bool:
-    first = (data.get("data") or [None])[0] if isinstance(data.get("data"), list) else None
-    return isinstance(first, dict) and "sec_uid" in first
-
-
-def _nonzero(value: Any) -> bool:
-    return value not in (None, 0, "0", "")
-
-
-_TIKTOK_SCOPE_KEYS = (
-    "__DEFAULT_SCOPE__",
-    *normalize.TIKTOK_DETAIL_SCOPES,
-    "webapp.user-detail",
-    "itemInfo",
-    "ItemModule",
-)
-
-# (does this JSON look like X?, what to do with it), most specific first.
-_JSON_KINDS: tuple[tuple[Callable[[JSON], bool], Handler], ...] = (
-    (lambda d: "aweme_detail" in d or "filter_detail" in d, _douyin_detail),
-    (lambda d: "aweme_list" in d, lambda d: _page_result(normalize.douyin_post_page(d), "max_cursor")),
-    (lambda d: "itemList" in d, lambda d: _page_result(normalize.tiktok_item_list_page(d), "cursor")),
-    (lambda d: any(key in d for key in _TIKTOK_SCOPE_KEYS), _tiktok_scope),
-    (_looks_like_tiktok_item, _tiktok_bare_item),
-    (lambda d: "loaderData" in d, _douyin_share),
-    (lambda d: "videoDetail" in (d.get("app") or {}), _douyin_render),
-    (lambda d: isinstance(d.get("user"), dict), lambda d: _profile_result(normalize.douyin_profile(d))),
-    (_has_user_list, lambda d: _profile_result(normalize.douyin_profile(d))),
+# Captures that are not platform payloads, recognized by their own keys before anything else
+# (a headers capture has a ``statusCode`` that is HTTP's, not TikTok's).
+_CAPTURE_KINDS: tuple[tuple[Callable[[JSON], bool], Handler], ...] = (
     (lambda d: "embed_product_id" in d or d.get("provider_name") == "TikTok", _oembed),
     (lambda d: isinstance(d.get("headers"), dict) and "statusCode" in d, _headers_capture),
-    (lambda d: _nonzero(d.get("status_code", d.get("code"))), _douyin_status_only),
-    (lambda d: _nonzero(d.get("statusCode")), _tiktok_status_only),
 )
 
-# (find the hydration JSON in HTML, what to do with it), tried in order.
-_HTML_KINDS: tuple[tuple[Callable[[str], JSON | None], Handler], ...] = (
-    (page_data.tiktok_page_data, _tiktok_scope),
-    (page_data.tiktok_sigi_state, _tiktok_scope),
-    (page_data.douyin_router_data, _douyin_share),
-    (page_data.douyin_render_data, _douyin_render),
+# Find the hydration JSON in HTML, tried in order (TikTok's merges every script layout).
+_HTML_FINDERS: tuple[Callable[[str], JSON | None], ...] = (
+    page_data.tiktok_page_data,
+    page_data.douyin_router_data,
+    page_data.douyin_render_data,
 )
 
 
 def extract_json(data: Any, *, name: str = "") -> JSON:
     """Recognize a parsed API response / capture and return its result shape."""
     if isinstance(data, dict):
-        for looks_like, handle in _JSON_KINDS:
+        for looks_like, handle in _CAPTURE_KINDS:
             if looks_like(data):
                 return handle(data)
-    raise LayoutChanged(
-        f"unrecognized file: {name or 'JSON'} is not a known TikTok/Douyin response "
-        "(hint: expected aweme_detail, aweme_list, itemList, __DEFAULT_SCOPE__, loaderData, "
-        "user, an oEmbed body or a response-headers capture)"
-    )
+    placed = place_payload(data)
+    if placed is None:
+        raise LayoutChanged(
+            f"unrecognized file: {name or 'JSON'} holds no TikTok/Douyin post, post list or profile "
+            f"({describe_keys(data)}; hint: expected aweme_detail, aweme_list, itemList, __DEFAULT_SCOPE__, "
+            "loaderData, user, an oEmbed body or a response-headers capture)"
+        )
+    return result_of(placed)
 
 
 def _extract_html(html: str, *, name: str) -> JSON:
-    for find, handle in _HTML_KINDS:
+    for find in _HTML_FINDERS:
         data = find(html)
         if data is not None:
-            return handle(data)
+            return extract_json(data, name=name)
     blocked = outcome.block_reason(html)
     if blocked:
         raise Blocked(f"{name or 'the page'} is a {blocked}, not a data page")
     raise LayoutChanged(
-        f"unrecognized file: {name or 'HTML'} has no __UNIVERSAL_DATA_FOR_REHYDRATION__, SIGI_STATE, "
-        "window._ROUTER_DATA or RENDER_DATA (hint: a challenge/captcha page, a shell page without a "
-        "ttwid cookie, or a page saved before its data loaded?)"
+        f"unrecognized file: {name or 'HTML'} has no __UNIVERSAL_DATA_FOR_REHYDRATION__, api-data, "
+        "SIGI_STATE, window._ROUTER_DATA or RENDER_DATA (hint: a challenge/captcha page, a shell page "
+        "without a ttwid cookie, or a page saved before its data loaded?)"
     )
+
+
+def _extract_glued(values: list[Any], *, name: str) -> JSON:
+    """Glued JSON blocks (Douyin search): one listing of every block's posts; other blocks are noise."""
+    placed = [place_payload(value) for value in values if isinstance(value, dict)]
+    pages = [page for page in placed if isinstance(page, PostPage)]
+    if not pages:
+        if len(placed) == 1 and placed[0] is not None:
+            return result_of(placed[0])
+        raise LayoutChanged(
+            f"unrecognized file: {name or 'input'} is {len(values)} glued JSON values without posts"
+        )
+    last = pages[-1]
+    merged = PostPage([video for page in pages for video in page.videos], last.has_more, last.cursor)
+    return listing_result(merged)
+
+
+#: A chunk-size line before glued JSON blocks (see ``page_data.glued_json``).
+_CHUNK_SIZE = re.compile(r"[0-9A-Fa-f]+\r?\n\s*\{")
 
 
 def extract_text(text: str, *, name: str = "") -> JSON:
@@ -202,11 +170,14 @@ def extract_text(text: str, *, name: str = "") -> JSON:
     body = text.lstrip("\ufeff \t\r\n")
     if not body:
         raise LayoutChanged(f"unrecognized file: {name or 'input'} is empty (hint: an empty 200 is a block)")
-    if body[0] in "{[":
+    if body[0] in "{[" or _CHUNK_SIZE.match(body):
         try:
             data = json.loads(body)
         except json.JSONDecodeError as exc:
-            raise LayoutChanged(f"unrecognized file: {name or 'input'} is not valid JSON: {exc}") from exc
+            glued = page_data.glued_json(body)
+            if glued is None:
+                raise LayoutChanged(f"unrecognized file: {name or 'input'} is not valid JSON: {exc}") from exc
+            return _extract_glued(glued, name=name)
         return extract_json(data, name=name)
     return _extract_html(text, name=name)
 

@@ -18,8 +18,10 @@ from urllib.parse import unquote
 from scraper.errors import LayoutChanged
 
 __all__ = [
+    "TIKTOK_SCRIPT_IDS",
     "douyin_render_data",
     "douyin_router_data",
+    "glued_json",
     "tiktok_api_data",
     "tiktok_page_data",
     "tiktok_sigi_state",
@@ -97,19 +99,24 @@ def tiktok_api_data(html: str) -> dict[str, Any] | None:
     return _loads_object(body, "api-data")
 
 
+#: The ``<script id=…>`` tags that carry a TikTok page's data, in any layout we know.
+TIKTOK_SCRIPT_IDS = ("__UNIVERSAL_DATA_FOR_REHYDRATION__", "api-data", "SIGI_STATE", "sigi-persisted-data")
+
+
 def tiktok_page_data(html: str) -> dict[str, Any] | None:
     """A TikTok page's data as one rehydration document, whichever script(s) carry it.
 
-    The ``api-data`` script's keys (``videoDetail``, ``commentList``) join the
-    ``__DEFAULT_SCOPE__`` of ``__UNIVERSAL_DATA_FOR_REHYDRATION__``, so the
-    readers look in one place for every layout. ``None`` when neither is there.
+    The ``api-data`` script's keys (``videoDetail``, ``commentList``) and a legacy
+    ``SIGI_STATE``'s (``ItemModule``, ``UserModule``, …) join the ``__DEFAULT_SCOPE__``
+    of ``__UNIVERSAL_DATA_FOR_REHYDRATION__`` (their names do not collide), so the
+    readers look in one place for every layout. ``None`` when none is there.
     """
     universal = tiktok_universal_data(html)
-    api = tiktok_api_data(html)
-    if api is None:
+    extra = {**(tiktok_sigi_state(html) or {}), **(tiktok_api_data(html) or {})}
+    if not extra:
         return universal
     scope = (universal or {}).get("__DEFAULT_SCOPE__")
-    return {**(universal or {}), "__DEFAULT_SCOPE__": {**(scope if isinstance(scope, dict) else {}), **api}}
+    return {**(universal or {}), "__DEFAULT_SCOPE__": {**(scope if isinstance(scope, dict) else {}), **extra}}
 
 
 def tiktok_sigi_state(html: str) -> dict[str, Any] | None:
@@ -126,6 +133,36 @@ def tiktok_sigi_state(html: str) -> dict[str, Any] | None:
         return None
     state = _assigned_object(body, r"""window\[['"]SIGI_STATE['"]\]""", "sigi-persisted-data")
     return state if state is not None else _object_after(body, 0, "sigi-persisted-data")
+
+
+# Between glued blocks only whitespace and chunk-size lines (hex digits) may stand.
+_GLUE = re.compile(r"\s*(?:[0-9A-Fa-f]+\s*)*")
+
+
+def glued_json(text: str) -> list[Any] | None:
+    """The JSON values of a body that is several JSON objects glued together, or ``None``.
+
+    Douyin's search XHR answers so: ``15838\r\n{"status_code":0,…}…`` — chunk-size
+    lines and objects back to back (measured by ikenxuan/amagi, whose decoder
+    ``packages/core/test/platforms/douyin/multi-json.test.ts`` @ ``eaffdd73`` pins it).
+    Only whitespace and hex chunk sizes may stand between the objects, so a cut-off
+    document is not mistaken for its inner fragments.
+    """
+    values: list[Any] = []
+    at = 0
+    while at < len(text):
+        gap = _GLUE.match(text, at)
+        at = gap.end() if gap else at
+        if at >= len(text):
+            break
+        if text[at] != "{":
+            return None
+        try:
+            value, at = _DECODER.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return None
+        values.append(value)
+    return values or None
 
 
 def douyin_router_data(html: str) -> dict[str, Any] | None:

@@ -72,6 +72,7 @@ def risk_seen(client: TestClient, before: dict[str, Any]) -> bool:
 VIDEO_PAGE_KINDS = [
     ("tiktok", "tiktok.block_shell"),
     ("tiktok", "tiktok.verify"),
+    ("tiktok", "tiktok.captcha"),
     ("douyin", "douyin.captcha"),
 ]
 XHR_KINDS = [

@@ -16,7 +16,9 @@ import pytest
 
 from scraper import outcome, page_data
 from scraper.errors import Blocked, LayoutChanged, NotFound, PrivateContent, ScraperError
-from scraper.extract import extract_file, extract_text, main
+from scraper.extract import extract_file, extract_json, extract_text, main
+from scraper.loader import Capture
+from scraper.tiktok import HYDRATION_READY, read_video_page
 
 CAPTURES = Path(__file__).resolve().parents[1].parent / "shared" / "real-captures"
 
@@ -551,3 +553,229 @@ def test_cli_prints_json_and_fails_with_one_line(capsys: pytest.CaptureFixture[s
     assert main([str(CAPTURES / DOUYIN_DELETED)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: private: ") and err.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- real items in other layouts
+# Each payload below wraps real items of the captures in a layout we have no byte capture of
+# (their shapes: ../shared/platforms.md and the sources cited in scraper/shapes/).
+
+
+def _real_photo_item() -> dict[str, Any]:
+    html = (CAPTURES / TIKTOK_MOBILE_PHOTO).read_text(encoding="utf-8")
+    data = page_data.tiktok_api_data(html)
+    assert data is not None
+    item: dict[str, Any] = data["videoDetail"]["itemInfo"]["itemStruct"]
+    return item
+
+
+def _real_2026_item() -> dict[str, Any]:
+    data = page_data.tiktok_universal_data((CAPTURES / TIKTOK_PAGE_2026).read_text(encoding="utf-8"))
+    assert data is not None
+    item: dict[str, Any] = data["__DEFAULT_SCOPE__"]["webapp.video-detail"]["itemInfo"]["itemStruct"]
+    return item
+
+
+def _sibling(item: dict[str, Any], n: int) -> dict[str, Any]:
+    """The real item as the n-th post of a profile: another id, a day older."""
+    return {**item, "id": str(int(item["id"]) + n), "createTime": str(int(item["createTime"]) - 86400 * n)}
+
+
+def _script(script_id: str, data: Any) -> str:
+    return f'<script id="{script_id}" type="application/json">{json.dumps(data)}</script>'
+
+
+def test_sigi_profile_page_with_three_real_items_is_a_listing() -> None:
+    """An old SIGI_STATE profile page: ``ItemModule`` with several items + ``UserModule.users/stats``."""
+    item = _real_tiktok_item()
+    author = item["author"]
+    items = [_sibling(item, n) for n in range(3)]
+    module = {post["id"]: {**post, "author": author["uniqueId"]} for post in items}
+    sigi = {
+        "UserPage": {"uniqueId": author["uniqueId"], "statusCode": 0, "statusMsg": ""},
+        "ItemModule": module,
+        "ItemList": {"user-post": {"list": list(module), "hasMore": True, "cursor": "1584479561000"}},
+        "UserModule": {
+            "users": {author["uniqueId"]: author},
+            "stats": {author["uniqueId"]: {"followerCount": 1200000, "videoCount": 3}},
+        },
+    }
+    listing = extract_text(_script("SIGI_STATE", sigi))
+    assert set(listing) == {"author", "videos", "count", "has_more", "cursor"}
+    assert listing["count"] == 3 and listing["has_more"] is True
+    assert listing["author"]["unique_id"] == "a3noticias"
+    assert listing["author"]["uid"] == "6746247246012892166"
+    assert [v["video_id"] for v in listing["videos"]] == [post["id"] for post in items]
+    assert [v["create_time"] for v in listing["videos"]] == [
+        "2020-03-19T21:12:41.000Z",
+        "2020-03-18T21:12:41.000Z",
+        "2020-03-17T21:12:41.000Z",
+    ]
+    assert all(
+        v["author"]["nickname"] == "Antena 3 Noticias" and v["missing"] == [] for v in listing["videos"]
+    )
+    # the same page named by one item's URL is that video (the browser path reads it so)
+    capture = Capture(
+        f"https://www.tiktok.com/@a3noticias/video/{items[1]['id']}", "t", _script("SIGI_STATE", sigi)
+    )
+    assert read_video_page(capture)["id"] == items[1]["id"]
+
+
+def test_sigi_video_page_with_one_real_item_stays_a_video() -> None:
+    item = _real_tiktok_item()
+    for sigi in (
+        {"VideoPage": {"statusCode": 0}, "ItemModule": {item["id"]: item, "1": _sibling(item, 1)}},
+        {"ItemModule": {item["id"]: item}},
+    ):
+        assert extract_text(_script("SIGI_STATE", sigi)) == extract(TIKTOK_PAGE)
+
+
+def _reflow_page(item: dict[str, Any] | None, status: int = 0, message: str = "") -> str:
+    """The mobile reflow page: the detail under ``webapp.reflow.video.detail`` beside the sharer."""
+    detail = {
+        "statusCode": status,
+        "statusMessage": message,
+        "itemInfo": {"itemStruct": item} if item else {},
+    }
+    scope = {
+        "webapp.app-context": {"appId": 1180, "appType": "m"},
+        "webapp.reflow.video.detail": detail,
+        "webapp.reflow.global.shareUser": {
+            "statusCode": 0,
+            "shareUser": {"uniqueId": "sharer", "nickname": "S"},
+        },
+    }
+    return _script("__UNIVERSAL_DATA_FOR_REHYDRATION__", {"__DEFAULT_SCOPE__": scope})
+
+
+def test_mobile_reflow_page_video_and_photo() -> None:
+    video = extract_text(_reflow_page(_real_tiktok_item()))
+    assert video == extract(TIKTOK_PAGE)  # the sharer is not taken for the author
+    photo = extract_text(_reflow_page(_real_photo_item()))
+    assert photo == extract(TIKTOK_MOBILE_PHOTO)
+    assert photo["media_type"] == "photo" and len(photo["images"]) == 7
+    with pytest.raises(NotFound, match="item doesn't exist"):
+        extract_text(_reflow_page(None, 10204, "item doesn't exist"))
+
+
+def test_browser_reader_and_ready_check_cover_both_mobile_layouts() -> None:
+    """``read_video_page`` reads the reflow page and the api-data page; both have the script
+    ``HYDRATION_READY`` waits for."""
+    for script_id in page_data.TIKTOK_SCRIPT_IDS:
+        assert f"'{script_id}'" in HYDRATION_READY
+    api_data_page = (CAPTURES / TIKTOK_MOBILE_PHOTO).read_text(encoding="utf-8")
+    reflow_page = _reflow_page(_real_tiktok_item())
+    url = "https://www.tiktok.com/@u/video/1"
+    for html, item_id in ((api_data_page, "7631060535387163925"), (reflow_page, "6806030056956251397")):
+        assert page_data.tiktok_universal_data(html) is not None  # what the ready check finds first
+        assert read_video_page(Capture(url, "TikTok", html))["id"] == item_id
+
+
+def test_play_addr_struct_of_the_real_2026_page() -> None:
+    """Without ``playAddr``, ``bitrateInfo`` and the frame size, ``PlayAddrStruct`` gives all three."""
+    item = _real_2026_item()
+    struct = item["video"]["PlayAddrStruct"]
+    video = {
+        k: v for k, v in item["video"].items() if k not in ("playAddr", "bitrateInfo", "width", "height")
+    }
+    result = extract_json({**item, "video": video})
+    assert result["download_url"] == struct["UrlList"][0]
+    assert result["download_url"].startswith("https://v16-webapp-prime.tiktok.com/video/tos/alisg/")
+    assert (result["width"], result["height"]) == (576, 1024)
+    assert result["download_url_expires_at"] == "2026-07-02T19:18:55.000Z"  # expire=1783019935
+    assert result["watermark"] is False and result["missing"] == []
+    assert result["statistics"] == extract(TIKTOK_PAGE_2026)["statistics"]  # statsV2 exact counts
+
+
+def test_tiktok_search_item_full_response_is_a_listing() -> None:
+    """``/api/search/item/full/`` → ``item_list: [itemStruct…]`` (snake_case envelope, camelCase items)."""
+    search = {
+        "status_code": 0,
+        "item_list": [_real_tiktok_item(), _real_photo_item()],
+        "has_more": 1,
+        "cursor": 12,
+        "extra": {"now": 1718033970000},
+        "log_pb": {"impr_id": "x"},
+    }
+    listing = extract_text(json.dumps(search))
+    assert (listing["count"], listing["has_more"], listing["cursor"], listing["author"]) == (
+        2,
+        True,
+        12,
+        None,
+    )
+    assert [v["platform"] for v in listing["videos"]] == ["tiktok", "tiktok"]
+    assert [v["media_type"] for v in listing["videos"]] == ["video", "photo"]
+    assert listing["videos"][0] == extract(TIKTOK_PAGE)
+
+
+def test_tiktok_general_search_response_is_a_listing() -> None:
+    """``/api/search/general/full/`` → ``data: [{type: 1, item}, {type: 4, user_list}, …]``.
+
+    Real body start seen in a research note of the code index: ``{"status_code":0,"data":[{"type":1,
+    "item":{"id":"7650052642089225493",…`` (282 KB, 2026).
+    """
+    user_card = {"type": 4, "user_list": [{"user_info": {"uid": "1", "nickname": "MAX", "sec_uid": "MS4w"}}]}
+    general = {
+        "status_code": 0,
+        "data": [{"type": 1, "item": _real_tiktok_item()}, user_card, {"type": 1, "item": _real_2026_item()}],
+        "has_more": 1,
+        "cursor": 10,
+    }
+    listing = extract_json(general)
+    assert [v["video_id"] for v in listing["videos"]] == ["6806030056956251397", "7606836476323597588"]
+
+
+def test_douyin_general_search_response_is_a_listing() -> None:
+    """Douyin general search → ``data: [{type: 1, aweme_info}]`` (ikenxuan/amagi, measured wire shape)."""
+    aweme = json.loads((CAPTURES / DOUYIN_DETAIL).read_text(encoding="utf-8"))["aweme_detail"]
+    search = {"status_code": 0, "cursor": 10, "has_more": 1, "data": [{"type": 1, "aweme_info": aweme}]}
+    listing = extract_json(search)
+    assert listing["count"] == 1 and listing["videos"][0] == extract(DOUYIN_DETAIL)
+
+
+def test_douyin_search_glued_wire_body_is_one_listing() -> None:
+    """The search XHR's real wire form: chunk sizes and several JSON blocks glued (ikenxuan/amagi)."""
+    aweme = json.loads((CAPTURES / DOUYIN_DETAIL).read_text(encoding="utf-8"))["aweme_detail"]
+    first = json.dumps(
+        {"status_code": 0, "cursor": 10, "has_more": 1, "data": [{"type": 1, "aweme_info": aweme}]}
+    )
+    second = json.dumps(
+        {"status_code": 0, "cursor": 20, "has_more": 0, "data": [{"type": 1, "aweme_info": aweme}]}
+    )
+    noise = json.dumps({"msg": "noise"})
+    body = "\r\n".join(
+        [f"{len(first):x}", first, f"{len(noise):x}", noise, f"{len(second):x}", second, "0", ""]
+    )
+    listing = extract_text(body, name="search.txt")
+    assert (listing["count"], listing["has_more"], listing["cursor"]) == (2, False, 20)
+    assert listing["videos"][0] == extract(DOUYIN_DETAIL)
+
+
+def test_douyin_list_item_without_create_time_still_reads() -> None:
+    """An older Douyin list whose items lack ``create_time``: the item reads, the time is null and named."""
+    posts = json.loads((CAPTURES / DOUYIN_POSTS).read_text(encoding="utf-8"))
+    del posts["aweme_list"][0]["create_time"]
+    page = extract_json(posts)
+    (video,) = page["videos"]
+    assert video["create_time"] is None
+    assert video["missing"] == ["create_time"]
+    expected = extract(DOUYIN_POSTS)["videos"][0]
+    assert {k: v for k, v in video.items() if k not in ("create_time", "missing")} == {
+        k: v for k, v in expected.items() if k not in ("create_time", "missing")
+    }
+
+
+def test_a_payload_we_cannot_place_names_what_it_found() -> None:
+    """The mobile page without its api-data script holds only reflow settings: say so, with the keys."""
+    html = (CAPTURES / TIKTOK_MOBILE_PHOTO).read_text(encoding="utf-8")
+    html = re.sub(r'<script[^>]*id="api-data"[^>]*>.*?</script>', "", html, flags=re.S)
+    with pytest.raises(LayoutChanged, match=r"__DEFAULT_SCOPE__ keys: \[.*'webapp\.reflow\.video\.strategy'"):
+        extract_text(html, name="mobile.html")
+
+
+def test_cli_extracts_a_listing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved = tmp_path / "search.json"
+    saved.write_text(json.dumps({"status_code": 0, "item_list": [_real_tiktok_item()], "has_more": 0}))
+    assert main([str(saved)]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["count"] == 1 and listing["videos"][0]["video_id"] == "6806030056956251397"

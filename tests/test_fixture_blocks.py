@@ -184,6 +184,19 @@ async def test_tiktok_block_shell_and_verify_page(site: FixtureSite) -> None:
     assert site.stats["fault.tiktok.block_shell"] == 1 and site.stats["fault.tiktok.verify"] == 2
 
 
+async def test_tiktok_security_check_captcha_page(site: FixtureSite) -> None:
+    """The "Security Check" middle page: its slider config in ``<script id="captcha-config">``."""
+    site.faults.block("tiktok.captcha")
+    status, _, body = await fetch(site, pick(site, "tiktok").url)
+    html = body.decode()
+    assert status == 200 and HYDRATION not in html and "<title>Security Check</title>" in html
+    config = json.loads(re.search(r'id="captcha-config">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
+    assert config["verify_data"]["subtype"] == "slide" and isinstance(
+        config["verify_data"]["server_sdk_env"], str
+    )
+    assert site.stats["fault.tiktok.captcha"] == 1
+
+
 async def test_tiktok_item_list_empty_body_and_429(site: FixtureSite) -> None:
     url, cookie = item_list_url(site), visitor(site)
     site.faults.block("tiktok.api_empty")
@@ -415,6 +428,7 @@ def test_faults_from_constructor_and_environment(site: FixtureSite, monkeypatch:
         "tiktok.block_shell",
         "tiktok.api_empty",
         "tiktok.verify",
+        "tiktok.captcha",
         "tiktok.http429",
         "douyin.captcha",
         "douyin.api_empty",

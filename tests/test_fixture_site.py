@@ -19,6 +19,7 @@ import pytest
 from cryptography import x509
 
 from fixtures.dataset import Item
+from fixtures.shapes_tiktok_mobile import mobile_layout
 from fixtures.signing import a_bogus, a_bogus_valid, ac_signature, ac_signature_valid, make_ac_nonce
 from fixtures.site import FixtureSite
 from scraper.hosts import ALL_DOMAINS
@@ -157,6 +158,83 @@ async def test_tiktok_status_codes(site: FixtureSite) -> None:
     item = pick(site, "tiktok", kind="video", state="public")
     _, _, html = await get(site, f"https://www.tiktok.com/@_/video/{item.id}")
     assert scope_of(html)["webapp.video-detail"]["itemInfo"]["itemStruct"]["id"] == item.id
+
+
+ANDROID_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Mobile Safari/537.36"
+)
+API_DATA = re.compile(r'<script id="api-data" type="application/json">(.*?)</script>')
+
+
+def mobile_post(site: FixtureSite, kind: str, layout: str, state: str = "public") -> Item:
+    return next(
+        i
+        for i in site.dataset.items("tiktok")
+        if (i.kind, i.state, i.author.state) == (kind, state, "public")
+        and mobile_layout(i.id, kind) == layout
+    )
+
+
+async def test_tiktok_mobile_ua_gets_the_2026_api_data_layout(site: FixtureSite) -> None:
+    """Photo posts (and half the videos): reflow settings in the scope, the post in ``api-data``."""
+    photo = mobile_post(site, "photo", "api-data")
+    served = site.stats["tiktok.mobile_page.api-data"]
+    status, _, html = await get(site, photo.url, MOBILE_UA)
+    scope = scope_of(html)
+    assert status == 200 and site.stats["tiktok.mobile_page.api-data"] == served + 1
+    assert (
+        scope["webapp.app-context"]["appId"] == 1180
+        and scope["webapp.sharing.ssrVersion"] == "photo-original"
+    )
+    assert not {"webapp.video-detail", "webapp.reflow.video.detail", "webapp.a-b"} & set(scope)
+    assert "webapp.reflow.video.strategy" in scope and scope["seo.abtest"]["canonical"] == photo.url
+    api = json.loads(API_DATA.search(html).group(1))  # type: ignore[union-attr]
+    assert list(api) == ["videoDetail", "commentList"] and api["commentList"]["total"] == photo.comments
+    detail = api["videoDetail"]
+    assert (detail["statusCode"], detail["statusMessage"]) == (0, "")
+    struct = detail["itemInfo"]["itemStruct"]
+    assert struct["id"] == photo.id and "statsV2" not in struct and "isPinnedItem" not in struct
+    assert struct["stats"]["collectCount"] == photo.collects  # an int on the mobile page
+    assert len(struct["imagePost"]["images"]) == photo.images and struct["video"]["playAddr"] == ""
+    assert struct["author"]["followerCount"] == photo.author.followers
+    video = mobile_post(site, "video", "api-data")
+    _, _, html = await get(site, video.url, ANDROID_UA)
+    struct = json.loads(API_DATA.search(html).group(1))["videoDetail"]["itemInfo"]["itemStruct"]  # type: ignore[union-attr]
+    assert scope_of(html)["webapp.sharing.ssrVersion"] == "video-original" and "imagePost" not in struct
+    assert struct["video"]["duration"] == video.duration and struct["video"]["bitrateInfo"]
+    gone = mobile_post(site, "video", "api-data", state="deleted")
+    _, _, html = await get(site, gone.url, MOBILE_UA)
+    detail = json.loads(API_DATA.search(html).group(1))["videoDetail"]  # type: ignore[union-attr]
+    assert detail == {"statusCode": 10204, "statusMessage": "item doesn't exist", "itemInfo": {}}
+
+
+async def test_tiktok_mobile_ua_gets_the_reflow_layout(site: FixtureSite) -> None:
+    video = mobile_post(site, "video", "reflow")
+    _, _, html = await get(site, video.url, MOBILE_UA)
+    scope = scope_of(html)
+    assert "api-data" not in html and "webapp.sharing.ssrVersion" not in scope
+    assert scope["webapp.reflow.global.shareUser"]["statusCode"] != 0  # no sharer in our URLs
+    detail = scope["webapp.reflow.video.detail"]
+    assert (detail["statusCode"], detail["statusMessage"]) == (0, "")
+    assert detail["itemInfo"]["itemStruct"]["stats"]["playCount"] == video.plays
+    private = mobile_post(site, "video", "reflow", state="private")
+    _, _, html = await get(site, private.url, MOBILE_UA)
+    detail = scope_of(html)["webapp.reflow.video.detail"]
+    assert (detail["statusCode"], detail["itemInfo"]) == (10216, {})
+    _, _, desktop = await get(site, video.url)  # the same post, a desktop user agent
+    assert "webapp.video-detail" in scope_of(desktop) and "webapp.reflow.video.detail" not in desktop
+
+
+async def test_tiktok_oembed(site: FixtureSite) -> None:
+    item = pick(site, "tiktok", kind="video", state="public")
+    status, _, body = await get(site, f"https://www.tiktok.com/oembed?url={item.url}")
+    card = json.loads(body)
+    assert status == 200 and card["embed_product_id"] == item.id and card["provider_name"] == "TikTok"
+    assert (card["author_unique_id"], card["title"]) == (item.author.handle, item.title)
+    assert f'cite="{item.url}"' in card["html"]
+    status, _, body = await get(site, "https://www.tiktok.com/oembed?url=https://www.tiktok.com/@x/video/1")
+    assert status == 400 and json.loads(body)["code"] == 400
 
 
 async def test_tiktok_home_and_profile_pages(site: FixtureSite) -> None:
@@ -415,3 +493,25 @@ async def test_browser_mobile_share_page_gets_router_data(site: FixtureSite, bro
     await page.goto(f"https://www.iesdouyin.com/share/video/{item.id}/")
     assert await page.evaluate("() => window._ROUTER_DATA.loaderData['video_(id)/page'].itemId") == item.id
     await context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("kind", "layout"), [("photo", "api-data"), ("video", "reflow")])
+async def test_browser_hydrates_the_mobile_page(
+    site: FixtureSite, browser: Any, kind: str, layout: str
+) -> None:
+    """The mobile bundle (``static/tiktok/sharing.js``) renders the post from either layout."""
+    item = mobile_post(site, kind, layout)
+    context = await browser.new_context(
+        user_agent=MOBILE_UA, is_mobile=True, has_touch=True, viewport={"width": 390, "height": 844}
+    )
+    try:
+        page = await context.new_page()
+        await page.goto(item.url)
+        await page.wait_for_selector('#app[data-hydrated="1"]', timeout=10_000)
+        assert await page.text_content('[data-e2e="video-author-uniqueid"]') == item.author.handle
+        assert await page.text_content('[data-e2e="like-count"]') == str(item.likes)
+        if kind == "photo":
+            assert await page.text_content('[data-e2e="photo-count"]') == str(item.images)
+    finally:
+        await context.close()

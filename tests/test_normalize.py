@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from models.video import Video
+from scraper.channel import ChannelListing, ChannelQuery
 from scraper.errors import Blocked, LayoutChanged, NotFound, PrivateContent, Unavailable
-from scraper.normalize import (
-    Rendition,
-    best_rendition,
+from scraper.shapes.common import PostPage, Profile
+from scraper.shapes.douyin import (
     douyin_author,
     douyin_aweme,
     douyin_detail_aweme,
@@ -18,12 +20,18 @@ from scraper.normalize import (
     douyin_render_aweme,
     douyin_share_aweme,
     douyin_unwatermark,
+    is_douyin_aweme,
+)
+from scraper.shapes.media import Rendition, best_rendition, url_expiry
+from scraper.shapes.payload import find_posts, read_payload
+from scraper.shapes.tiktok import (
+    is_tiktok_item,
     tiktok_author,
+    tiktok_document,
     tiktok_item,
     tiktok_item_list_page,
     tiktok_user_detail,
     tiktok_video_detail_item,
-    url_expiry,
 )
 
 TT_PLAY = "https://v16-webapp-prime.tiktok.com/video/tos/x/y/z/?a=1988&lr=unwatermarked&expire=1718056799&tk=tt_chain_token"
@@ -216,10 +224,57 @@ def test_tiktok_pinned_and_missing_unique_id() -> None:
     assert video.share_url == "https://www.tiktok.com/@_/video/7000000000000000001"
 
 
-@pytest.mark.parametrize("broken", [{"id": ""}, {"createTime": None}, {"createTime": "0"}])
-def test_tiktok_missing_mandatory_data(broken: dict[str, Any]) -> None:
-    with pytest.raises(LayoutChanged):
-        tiktok_item(tt_item(**broken))
+def test_tiktok_id_is_the_only_required_field() -> None:
+    with pytest.raises(LayoutChanged, match="no id"):
+        tiktok_item(tt_item(id=""))
+
+
+@pytest.mark.parametrize("time", [None, "0", "soon"])
+def test_tiktok_absent_create_time_is_null_and_named(time: Any) -> None:
+    video = tiktok_item(tt_item(createTime=time))
+    assert video.create_time is None
+    assert video.missing == ["create_time"]
+    assert video.to_result()["create_time"] is None
+
+
+def test_tiktok_complete_item_misses_nothing() -> None:
+    assert tiktok_item(tt_item()).missing == []
+
+
+def test_tiktok_each_absent_part_is_named_in_field_order() -> None:
+    bare = {"id": "7000000000000000001", "video": {"playAddr": TT_PLAY}}
+    video = tiktok_item(bare)
+    assert video.missing == [
+        "title",
+        "author",
+        "cover_url",
+        "duration",
+        "create_time",
+        "statistics",
+        "music",
+        "width",
+        "height",
+    ]
+    assert (video.title, video.author.nickname, video.statistics.likes) == ("", "", 0)
+    assert video.download_url == TT_PLAY  # what was there is still read
+    assert video.share_url == "https://www.tiktok.com/@_/video/7000000000000000001"
+
+
+def test_tiktok_one_absent_counter_is_named_not_zeroed_silently() -> None:
+    video = tiktok_item(tt_item(stats={"diggCount": 5, "commentCount": 0}))
+    assert (video.statistics.likes, video.statistics.comments, video.statistics.shares) == (5, 0, 0)
+    assert video.missing == ["statistics.shares"]
+
+
+def test_tiktok_video_without_media_urls_names_download_url() -> None:
+    assert tiktok_item(tt_item(video={"duration": 10, "width": 1, "height": 2})).missing == [
+        "cover_url",
+        "download_url",
+    ]
+
+
+def test_tiktok_empty_caption_is_sent_not_missing() -> None:
+    assert tiktok_item(tt_item(desc="")).missing == []
 
 
 def test_tiktok_author_avatar_order() -> None:
@@ -448,10 +503,31 @@ def test_douyin_share_url_from_the_aweme_and_pinned() -> None:
     assert video.is_pinned is True
 
 
-@pytest.mark.parametrize("broken", [{"aweme_id": None}, {"create_time": 0}, {"create_time": "soon"}])
-def test_douyin_missing_mandatory_data(broken: dict[str, Any]) -> None:
-    with pytest.raises(LayoutChanged):
-        douyin_aweme(dy_aweme(**broken))
+def test_douyin_id_is_the_only_required_field() -> None:
+    with pytest.raises(LayoutChanged, match="no id"):
+        douyin_aweme(dy_aweme(aweme_id=None))
+
+
+@pytest.mark.parametrize("time", [0, "soon", None])
+def test_douyin_absent_create_time_is_null_and_named(time: Any) -> None:
+    aweme = dy_aweme(create_time=time)
+    video = douyin_aweme(aweme)
+    assert video.create_time is None
+    assert "create_time" in video.missing
+    del aweme["create_time"]
+    assert douyin_aweme(aweme).create_time is None
+
+
+def test_douyin_hidden_plays_and_share_item_gaps() -> None:
+    """play_count 0 is Douyin hiding it (null, not missing); a share item's absent duration is named."""
+    video = douyin_aweme(dy_aweme(duration=None, video={"cover": {"url_list": ["https://p/c"]}}))
+    assert video.statistics.plays is None
+    assert video.missing == ["download_url", "duration", "width", "height"]
+
+
+def test_douyin_photo_post_never_misses_download_url_or_duration() -> None:
+    video = douyin_aweme(dy_aweme(aweme_type=68, images=None, video=None))
+    assert video.missing == ["cover_url", "images"]
 
 
 @pytest.mark.parametrize(
@@ -687,3 +763,272 @@ def test_tiktok_user_detail() -> None:
     banned = {"webapp.user-detail": {"statusCode": 10221, "statusMsg": "user banned"}}
     with pytest.raises(NotFound, match="user banned"):
         tiktok_user_detail(banned)
+
+
+# --------------------------------------------------------------------------- PlayAddrStruct
+
+
+def play_addr_struct(url: str) -> dict[str, Any]:
+    """The 2025+ ``video.PlayAddrStruct`` (keys as in the jarvis-2 2026 capture)."""
+    return {
+        "Uri": "v1c044g50000d68egi7og65jhm3gqol0",
+        "UrlList": ["https://www.tiktok.com/aweme/v1/play/?faid=1988&video_id=v1c", url],
+        "UrlKey": "v1c044g50000d68egi7og65jhm3gqol0_h264_540p_415593",
+        "DataSize": "3153313",
+        "Width": 576,
+        "Height": 1024,
+        "FileHash": "635c",
+        "FileCs": "c:0-51425-b8ad",
+    }
+
+
+def test_tiktok_play_addr_struct_is_a_rendition_where_play_addr_is_missing() -> None:
+    struct_url = "https://v16-webapp-prime.tiktok.com/video/tos/alisg/x/?a=1988&expire=1783019935"
+    video = tiktok_item(tt_item(video={"duration": 60, "PlayAddrStruct": play_addr_struct(struct_url)}))
+    assert video.download_url == struct_url  # the www.tiktok.com play URL is skipped
+    assert (video.width, video.height) == (576, 1024)  # from the struct: video.width is absent
+    assert video.download_url_expires_at == "2026-07-02T19:18:55.000Z"
+    assert video.watermark is False
+    assert "width" not in video.missing and "download_url" not in video.missing
+
+
+def test_tiktok_play_addr_wins_over_the_struct_that_describes_it() -> None:
+    video = {"playAddr": TT_PLAY, "PlayAddrStruct": play_addr_struct("https://v16/struct")}
+    assert tiktok_item(tt_item(video=video)).download_url == TT_PLAY
+
+
+def test_tiktok_play_addr_struct_beats_the_watermarked_download_addr() -> None:
+    video = {"downloadAddr": TT_DOWNLOAD, "PlayAddrStruct": play_addr_struct("https://v16/struct")}
+    result = tiktok_item(tt_item(video=video))
+    assert (result.download_url, result.watermark) == ("https://v16/struct", False)
+
+
+# --------------------------------------------------------------------------- SIGI_STATE pages
+
+
+def sigi_profile(count: int = 3, **extra: Any) -> dict[str, Any]:
+    items = {
+        str(n): {
+            "id": str(n),
+            "createTime": 1584652361 + n,
+            "author": "someone",
+            "video": {"playAddr": TT_PLAY},
+        }
+        for n in range(1, count + 1)
+    }
+    user = {"id": "11", "uniqueId": "someone", "nickname": "Some One", "secUid": "MS4w"}
+    return {
+        "UserPage": {"uniqueId": "someone", "statusCode": 0},
+        "ItemModule": items,
+        "ItemList": {"user-post": {"list": list(reversed(items)), "hasMore": True, "cursor": "0"}},
+        "UserModule": {
+            "users": {"someone": user},
+            "stats": {"someone": {"followerCount": 9, "videoCount": 3}},
+        },
+        **extra,
+    }
+
+
+def test_tiktok_sigi_profile_page_is_a_listing_never_its_first_item() -> None:
+    page = tiktok_document(sigi_profile())
+    assert isinstance(page, PostPage)
+    assert [video.video_id for video in page.videos] == ["3", "2", "1"]  # ItemList order
+    assert page.has_more is True
+    assert page.author is not None and (page.author.unique_id, page.author.uid) == ("someone", "11")
+    assert all(video.author.nickname == "Some One" for video in page.videos)  # UserModule user in place
+    with pytest.raises(LayoutChanged, match=r"listing \(3 posts\)"):
+        tiktok_video_detail_item(sigi_profile())
+
+
+def test_tiktok_sigi_several_items_without_page_markers_are_a_listing() -> None:
+    state = sigi_profile()
+    del state["UserPage"], state["ItemList"]
+    page = tiktok_document(state)
+    assert isinstance(page, PostPage) and len(page.videos) == 3
+
+
+def test_tiktok_sigi_video_page_stays_a_video() -> None:
+    url = "https://www.tiktok.com/@someone/video/2"
+    named = tiktok_document(sigi_profile(), url=url)
+    assert isinstance(named, Video) and named.video_id == "2"  # the URL's item, even on a busy page
+    state = sigi_profile(1)
+    del state["UserPage"], state["ItemList"]
+    lone = tiktok_document(state)
+    assert isinstance(lone, Video) and lone.video_id == "1"
+    video_page = tiktok_document({**sigi_profile(2), "VideoPage": {"statusCode": 0}})
+    assert isinstance(video_page, Video)
+
+
+def test_tiktok_sigi_profile_status_and_counters() -> None:
+    with pytest.raises(NotFound, match="10221"):
+        tiktok_document(sigi_profile(0, UserPage={"uniqueId": "someone", "statusCode": 10221}))
+    profile = tiktok_user_detail(sigi_profile())
+    assert profile.author.unique_id == "someone"
+    assert profile.stats == {"followers": 9, "following": None, "likes": None, "videos": 3}
+
+
+def test_tiktok_user_detail_with_posts_in_item_list_is_a_listing() -> None:
+    detail = {"statusCode": 0, "userInfo": {"user": {"id": "1", "uniqueId": "nasa"}, "itemList": [tt_item()]}}
+    page = tiktok_document({"__DEFAULT_SCOPE__": {"webapp.user-detail": detail}})
+    assert isinstance(page, PostPage) and page.author is not None and page.author.unique_id == "nasa"
+    empty = {"statusCode": 0, "userInfo": {"user": {"id": "1", "uniqueId": "nasa"}, "itemList": []}}
+    assert isinstance(tiktok_document({"__DEFAULT_SCOPE__": {"webapp.user-detail": empty}}), Profile)
+
+
+def test_tiktok_reflow_scope_share_user_is_not_the_author() -> None:
+    scope = {
+        "webapp.reflow.video.detail": {
+            "statusCode": 0,
+            "statusMessage": "",
+            "itemInfo": {"itemStruct": tt_item()},
+        },
+        "webapp.reflow.global.shareUser": {
+            "statusCode": 0,
+            "shareUser": {"uniqueId": "sharer", "nickname": "S"},
+        },
+    }
+    video = tiktok_document({"__DEFAULT_SCOPE__": scope})
+    assert isinstance(video, Video) and video.author.unique_id == "someone"
+    scope["webapp.reflow.video.detail"] = {"statusCode": 10216, "statusMessage": "private", "itemInfo": {}}
+    with pytest.raises(PrivateContent, match="private"):
+        tiktok_document({"__DEFAULT_SCOPE__": scope})
+
+
+# --------------------------------------------------------------------------- recognition by keys
+
+
+def test_post_recognizers_judge_by_the_objects_own_keys() -> None:
+    assert is_tiktok_item(tt_item())
+    assert is_tiktok_item({"id": "1", "author": "someone", "video": {}})  # SIGI string author
+    assert not is_tiktok_item({"id": "1", "uniqueId": "u", "createTime": 1, "secUid": "s"})  # a user
+    assert not is_tiktok_item(dy_aweme())
+    assert is_douyin_aweme(dy_aweme())
+    assert is_douyin_aweme(WEB_DETAIL)  # camelCase web shape
+    comment = {"cid": "7", "aweme_id": "7071967230287744267", "create_time": 1, "text": "hi", "user": {}}
+    assert not is_douyin_aweme(comment)
+    assert not is_douyin_aweme({"aweme_id": "1", "digg_count": 3})  # a statistics block
+    assert not is_douyin_aweme(tt_item())
+
+
+def test_tiktok_search_item_list_is_a_listing_not_a_douyin_status() -> None:
+    search = {
+        "status_code": 0,
+        "item_list": [tt_item(), tt_item(id="7000000000000000002")],
+        "has_more": 1,
+        "cursor": 12,
+    }
+    page = read_payload(search)
+    assert isinstance(page, PostPage)
+    assert [v.platform for v in page.videos] == ["tiktok", "tiktok"]
+    assert (page.has_more, page.cursor, page.cursor_key) == (True, 12, "cursor")
+
+
+def test_general_search_wrappers_and_mixed_entries() -> None:
+    general = {
+        "status_code": 0,
+        "data": [
+            {"type": 1, "item": tt_item()},
+            {"type": 4, "user_list": [{"user_info": {"uid": "1", "nickname": "n", "sec_uid": "MS4w"}}]},
+            {"type": 1, "item": tt_item(id="7000000000000000002")},
+        ],
+        "has_more": 0,
+        "cursor": 10,
+    }
+    page = read_payload(general)
+    assert isinstance(page, PostPage) and len(page.videos) == 2 and page.has_more is False
+    douyin = {"status_code": 0, "data": [{"type": 1, "aweme_info": dy_aweme()}], "has_more": 1, "cursor": 10}
+    found = read_payload(douyin)
+    assert isinstance(found, PostPage) and found.videos[0].platform == "douyin"
+
+
+def test_find_posts_is_shallowest_first_bounded_and_stops_at_posts() -> None:
+    nested = {"code": 200, "msg": "ok", "data": {"status_code": 0, "aweme_list": [dy_aweme()], "has_more": 1}}
+    found = find_posts(nested)
+    assert found is not None and len(found.posts) == 1 and found.holder["has_more"] == 1
+    assert find_posts({"a": {"b": {"c": [tt_item()]}}}, max_depth=1) is None
+    assert find_posts({"a": {"b": {"c": [tt_item()]}}}, max_depth=2) is not None
+    # a post's own lists (an originalItem inside) are not a listing
+    assert find_posts({"x": tt_item(originalItem=[tt_item(id="9")])}) is None
+    item_module = {"7000000000000000001": tt_item()}
+    found = find_posts({"ItemModuleLike": item_module})
+    assert found is not None and len(found.posts) == 1
+    assert find_posts({"keyed": {"other-key": tt_item()}}) is None  # a mapping of posts is keyed by their ids
+
+
+def test_lone_items_bare_envelopes_and_unplaceable_payloads() -> None:
+    assert isinstance(read_payload(tt_item()), Video)
+    assert isinstance(read_payload(dy_aweme()), Video)
+    with pytest.raises(NotFound):
+        read_payload({"statusCode": 10204, "statusMsg": "item doesn't exist"})
+    with pytest.raises(Blocked):
+        read_payload({"status_code": 4, "status_msg": "服务器打瞌睡"})
+    with pytest.raises(LayoutChanged, match=r"keys: \['comments', 'total'\]"):
+        read_payload({"comments": [{"cid": "1", "aweme_id": "2", "create_time": 1, "text": "t"}], "total": 1})
+    reflow_settings = {"__DEFAULT_SCOPE__": {"webapp.reflow.video.strategy": {}, "webapp.app-context": {}}}
+    with pytest.raises(
+        LayoutChanged, match=r"__DEFAULT_SCOPE__ keys: \['webapp.app-context', 'webapp.reflow"
+    ):
+        read_payload(reflow_settings)
+
+
+# Trimmed from a real 2021 TikTok app-API search response (a=1233, tiktokcdn hosts), as published
+# in VideoData/TiKTok-data "TikTok搜索Api/TikTokAPI接口，关键词搜索视频.md" @ db73fc5a: a third-party
+# envelope {code, msg, data: {status_code, aweme_list}} around Douyin-shaped awemes from TikTok.
+TT_APP_PLAY = (
+    "https://v19-us.tiktokcdn.com/d745b264219778180f0613520238b159/61142b36/video/tos/useast2a/"
+    "tos-useast2a-pve-0068/90891a382b5d4583a9657575238e81b4/?a=1233&br=3212&bt=1606&lr=all&mime_type=video_mp4"
+)
+TT_APP_AWEME = {
+    "aweme_id": "6932229950720216325",
+    "desc": "Bye furry friend🐻 #skincare #beauty",
+    "create_time": 1614035575,
+    "author": {
+        "uid": "6752887346621023238",
+        "short_id": "0",
+        "nickname": "Truly Beauty",
+        "unique_id": "trulybeauty",
+    },
+    "statistics": {"digg_count": 10, "comment_count": 2, "share_count": 1, "play_count": 5000},
+    "video": {
+        "play_addr": {
+            "uri": "v09044fb0000c0q3kp2hjeqih4hvvdcg",
+            "url_list": [TT_APP_PLAY],
+            "url_key": "v09044fb0000c0q3kp2hjeqih4hvvdcg_h264_540p_1644771",
+            "data_size": 5551515,
+        },
+        "height": 1024,
+        "width": 576,
+        "duration": 27002,
+        "cover": {"url_list": ["https://p16-sign-va.tiktokcdn.com/obj/tos-maliva-p-0068/5e92"]},
+    },
+}
+
+
+def test_tiktok_app_api_awemes_in_a_third_party_envelope_are_tiktok_posts() -> None:
+    page = read_payload(
+        {"code": 200, "msg": "成功", "data": {"status_code": 0, "aweme_list": [TT_APP_AWEME]}}
+    )
+    assert isinstance(page, PostPage)
+    (video,) = page.videos
+    assert video.platform == "tiktok"  # by its own hosts, although the shape is the aweme's
+    assert video.share_url == "https://www.tiktok.com/@trulybeauty/video/6932229950720216325"
+    assert video.statistics.plays == 5000  # TikTok sends real play counts; only Douyin hides them
+    assert (video.duration, video.download_url) == (27, TT_APP_PLAY)
+    assert douyin_aweme(dy_aweme()).platform == "douyin"
+
+
+# --------------------------------------------------------------------------- channel listing
+
+
+def test_channel_listing_keeps_undated_posts_out_of_since_and_sorts_them_last() -> None:
+    dated, undated = tiktok_item(tt_item()), tiktok_item(tt_item(id="7000000000000000002", createTime=None))
+    everything = ChannelListing(ChannelQuery(count=10))
+    everything.add(PostPage([undated, dated], has_more=False))
+    assert [v["video_id"] for v in everything.result(Profile(dated.author, {}))["videos"]] == [
+        dated.video_id,
+        undated.video_id,
+    ]
+    since = ChannelListing(ChannelQuery(count=10, since=datetime(2020, 1, 1, tzinfo=UTC)))
+    since.add(PostPage([undated, dated], has_more=True))
+    assert [v.video_id for v in since.regular] == [dated.video_id]
+    assert since.reached_since is False  # an undated post says nothing about where the day ends

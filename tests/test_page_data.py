@@ -11,6 +11,8 @@ from scraper.errors import LayoutChanged
 from scraper.page_data import (
     douyin_render_data,
     douyin_router_data,
+    glued_json,
+    tiktok_page_data,
     tiktok_sigi_state,
     tiktok_universal_data,
 )
@@ -73,6 +75,22 @@ def test_sigi_persisted_data_script() -> None:
 
 def test_sigi_state_absent() -> None:
     assert tiktok_sigi_state(PLAIN) is None
+
+
+def test_page_data_merges_every_tiktok_script_into_one_scope() -> None:
+    """Readers look in one place: api-data and SIGI_STATE keys join the rehydration scope."""
+    universal = (
+        '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__">{"__DEFAULT_SCOPE__":{"webapp.a-b":{}}}</script>'
+    )
+    api = '<script id="api-data" type="application/json">{"videoDetail":{"statusCode":0}}</script>'
+    sigi = '<script id="SIGI_STATE" type="application/json">{"ItemModule":{}}</script>'
+    merged = tiktok_page_data(universal + api + sigi)
+    assert merged == {
+        "__DEFAULT_SCOPE__": {"webapp.a-b": {}, "videoDetail": {"statusCode": 0}, "ItemModule": {}}
+    }
+    assert tiktok_page_data(sigi) == {"__DEFAULT_SCOPE__": {"ItemModule": {}}}  # a SIGI-only page
+    assert tiktok_page_data(universal) == {"__DEFAULT_SCOPE__": {"webapp.a-b": {}}}
+    assert tiktok_page_data(PLAIN) is None
 
 
 # --------------------------------------------------------------------------- Douyin _ROUTER_DATA
@@ -144,3 +162,13 @@ def test_render_data_absent() -> None:
 def test_render_data_broken() -> None:
     with pytest.raises(LayoutChanged):
         douyin_render_data('<script id="RENDER_DATA" type="application/json">%7B%22app</script>')
+
+
+def test_glued_json_blocks_with_chunk_sizes() -> None:
+    """Douyin's search XHR body: chunk-size lines and JSON objects back to back."""
+    body = '15\r\n{"status_code":0,"data":[{"a":"{"}]}\r\n1a\r\n{"b":2}\r\n0\r\n'
+    assert glued_json(body) == [{"status_code": 0, "data": [{"a": "{"}]}, {"b": 2}]
+    assert glued_json('{"a":1}{"b":2}') == [{"a": 1}, {"b": 2}]
+    assert glued_json('{"a": {"b": 1}') is None  # cut short: not read as its inner fragment
+    assert glued_json('{"a":1} trailing words') is None
+    assert glued_json("   ") is None
