@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from bench.harness import api_against
+from bench.harness import api_against, wait_all
 from bench.parse_throughput import pick_items
 from fixtures.site import FixtureSite
 
@@ -31,14 +31,7 @@ async def run_all(
     for platform, url in items:
         body = await (await client.post(ROUTES[kind][platform], json={"url": url}, headers=headers)).json()
         jobs.append(body["data"]["jobId"])
-    pending = set(jobs)
-    while pending:
-        for job_id in list(pending):
-            data = (await (await client.get(f"/api/job/{job_id}")).json())["data"]
-            if data["state"] in ("completed", "failed"):
-                assert data["state"] == "completed", data
-                pending.discard(job_id)
-        await asyncio.sleep(0.25)
+    await wait_all(client, set(jobs), poll=0.25)
     return time.perf_counter() - start
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 from aiohttp.test_utils import TestClient
 
@@ -17,14 +20,29 @@ from tests.e2e import start_app
 
 
 @asynccontextmanager
-async def api_against(site: FixtureSite, *, workers: int) -> AsyncIterator[tuple[TestClient, dict[str, str]]]:
-    """A running app (its own data dir) scraping ``site``, and the auth headers to call it."""
+async def api_against(
+    site: FixtureSite, *, workers: int, **browser_overrides: Any
+) -> AsyncIterator[tuple[TestClient, dict[str, str]]]:
+    """A running app (its own data dir) scraping ``site``, and the auth headers to call it;
+    ``browser_overrides`` replace fields of the browser settings (``fast_path=False`` …)."""
     with TemporaryDirectory() as data_dir:
         settings = Settings(data_dir=Path(data_dir), workers=workers, rate_limit_per_minute=0)
-        browser = load_browser_settings().pointed_at(site)
+        browser = replace(load_browser_settings().pointed_at(site), **browser_overrides)
         client = await start_app(settings, browser)
         try:
             token, _ = await client.app[TOKENS].create(name="bench", unlimited=True)
             yield client, {"Authorization": f"Bearer {token}"}
         finally:
             await client.close()
+
+
+async def wait_all(client: TestClient, job_ids: set[str], poll: float) -> None:
+    """Poll every job until all have ended; each must have completed."""
+    pending = set(job_ids)
+    while pending:
+        for job_id in list(pending):
+            data = (await (await client.get(f"/api/job/{job_id}")).json())["data"]
+            if data["state"] in ("completed", "failed"):
+                assert data["state"] == "completed", data
+                pending.discard(job_id)
+        await asyncio.sleep(poll)

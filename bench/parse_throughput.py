@@ -29,18 +29,11 @@ def chromium_rss_mib() -> float:
 
 
 def pick_items(site: FixtureSite, per_platform: int) -> list[tuple[str, str]]:
-    data = site.dataset.to_json()
-    chosen: list[tuple[str, str]] = []
-    for platform in ("douyin", "tiktok"):
-        items = [
-            item["url"]
-            for account in data["accounts"]
-            if account["platform"] == platform and account["state"] == "public"
-            for item in account["items"]
-            if item["state"] == "public" and item["kind"] == "video"
-        ]
-        chosen += [(platform, url) for url in items[:per_platform]]
-    return chosen
+    return [
+        (platform, url)
+        for platform in ("douyin", "tiktok")
+        for url in site.dataset.public_video_urls(platform)[:per_platform]
+    ]
 
 
 async def baseline(site: FixtureSite, items: list[tuple[str, str]]) -> float:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index, false, text
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime, utcnow
@@ -50,7 +50,18 @@ class Job(SQLModel, table=True):
     """One accepted request. It ends ``completed`` or ``failed``, whatever crashes in between."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "state", "run_at"),)
+    __table_args__ = (
+        Index("ix_jobs_claim", "state", "run_at"),
+        Index("ix_jobs_dedupe", "dedupe_key", "state"),
+        # At most one job per key runs the scrape: taking the lead is atomic on both engines.
+        Index(
+            "ux_jobs_leader",
+            "dedupe_key",
+            unique=True,
+            sqlite_where=text("leads"),
+            postgresql_where=text("leads"),
+        ),
+    )
 
     id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
     type: str = Field(max_length=40)
@@ -74,6 +85,12 @@ class Job(SQLModel, table=True):
     started_at: datetime | None = _utc_column()
     finished_at: datetime | None = _utc_column()
     result_expires_at: datetime | None = _utc_column(index=True)
+    #: sha256 of (type, canonical URL, options) for jobs whose scrape may be shared; None: never shared.
+    dedupe_key: str | None = Field(default=None, max_length=64)
+    #: This active job runs the scrape that the others with its key wait for (cleared when it ends).
+    leads: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    #: The result was copied from another job's scrape (reuse is timed from the scrape, not the copy).
+    shared: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class StoredFile(SQLModel, table=True):

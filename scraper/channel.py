@@ -15,6 +15,7 @@ from typing import Any
 from models.video import Video
 from scraper.errors import NotFound, PrivateContent
 from scraper.loader import LivePage, diagnose, live_page
+from scraper.pacing import PAGE, POSTS
 from scraper.session import Session
 from scraper.shapes.common import PostPage, Profile
 from scraper.urls import ParsedUrl
@@ -110,7 +111,9 @@ async def list_channel(
 ) -> dict[str, Any]:
     """A channel's posts, newest first, per ``query`` (pinned posts placed by their create time)."""
     url = route.page_url(parsed)
-    async with live_page(session, url, xhr_paths=(route.posts_xhr, *route.extra_xhrs)) as live:
+    await session.pacer.acquire(POSTS)  # the profile page's app asks for the first posts page itself
+    xhrs = (route.posts_xhr, *route.extra_xhrs)
+    async with live_page(session, url, xhr_paths=xhrs, family=PAGE, cost=1 + len(route.extra_xhrs)) as live:
         profile = await route.read_profile(live)
         if profile.private:
             raise PrivateContent(f"the account {url} is private", url=url)
@@ -129,6 +132,7 @@ async def list_channel(
 async def _scroll_for_more(live: LivePage, path: str) -> Any:
     """Scroll until the page requests the next posts page; a few silent scrolls mean it stopped."""
     wait = live.data_timeout / MAX_SILENT_SCROLLS
+    await live.session.pacer.acquire(POSTS)  # the scroll makes the page ask for one more posts page
     for _ in range(MAX_SILENT_SCROLLS):
         await live.scroll_to_bottom()
         payload = await live.poll_json(path, wait)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _PROC = Path("/proc")
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,14 @@ class ChromiumProcess:
             return {"rss": int(fields["Rss"].split()[0]) / 1024, "pss": int(fields["Pss"].split()[0]) / 1024}
         except (OSError, KeyError, ValueError):
             return {"rss": 0.0, "pss": 0.0}
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the process and of its reaped children (renderers that ended)."""
+        try:
+            fields = (_PROC / str(self.pid) / "stat").read_text().rsplit(")", 1)[1].split()
+            return sum(int(f) for f in fields[11:15]) / _TICKS
+        except (OSError, ValueError, IndexError):
+            return 0.0
 
 
 def own_chromium_processes(root: int | None = None) -> list[ChromiumProcess]:
@@ -66,3 +75,8 @@ def chromium_memory_mib(root: int | None = None) -> dict[str, float]:
         for key, value in process.memory_mib().items():
             totals[key] += value
     return {key: round(value, 1) for key, value in totals.items()}
+
+
+def chromium_cpu_seconds(root: int | None = None) -> float:
+    """CPU seconds the Chromium processes descending from ``root`` have used so far."""
+    return sum(process.cpu_seconds() for process in own_chromium_processes(root))

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from scraper.hosts import REFUSE_HOSTS_TO, refusal_target, resolver_rules
+from scraper.pacing import DEFAULT_LIMITS, Limit, Pacer, parse_limits
 
 
 class ReplicaSite(Protocol):
@@ -76,6 +77,10 @@ class BrowserSettings:
     max_pages_per_browser: int = 2000
     risk_retries: int = 3
     reuse_tabs: bool = True
+    #: A reused tab is closed and reopened after this many page loads (a kept renderer grows).
+    tab_max_uses: int = 50
+    #: Seconds a session's tabs may sit idle on their last document before they are blanked (parked).
+    tab_park_after: float = 2.0
     identities: tuple[Identity, ...] = (Identity(),)
     blocked_url_patterns: tuple[str, ...] = ()
     blocked_resource_types: frozenset[str] = field(
@@ -85,6 +90,24 @@ class BrowserSettings:
     trust_spki: str | None = None
     ca_file: str | None = None
     refuse_hosts_to: str = REFUSE_HOSTS_TO
+    #: In-page fetch() routes on a resident page before the navigation routes (``[fast_path]``).
+    fast_path: bool = True
+    #: A resident page is reopened after this many seconds (before its challenge pass ages) or fetches.
+    resident_max_age: float = 900.0
+    resident_max_fetches: int = 500
+    #: A token bucket per session and endpoint family (``[pacing]``, ``scraper.pacing``); None: see ``paces``.
+    pacing: bool | None = None
+    pacing_limits: tuple[tuple[str, Limit], ...] = DEFAULT_LIMITS
+
+    @property
+    def paces(self) -> bool:
+        """Whether sessions pace their requests: as set, else on for the platforms and off against the
+        offline replica (``host_map``), which limits no rate unless its faults say so."""
+        return self.pacing if self.pacing is not None else self.host_map is None
+
+    def make_pacer(self) -> Pacer:
+        """A session's own buckets, one per family of ``pacing_limits``."""
+        return Pacer(self.pacing_limits, enabled=self.paces)
 
     def host_resolver_rules(self) -> str:
         """The platform allowlist of ``scraper.hosts``, every other host sent to ``refuse_hosts_to``."""
@@ -119,6 +142,13 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _enabled(value: object, where: str) -> bool | None:
+    """An on/off switch of the config file (absent: None, the default)."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValueError(f"{where} must be true or false, not {value!r}")
+
+
 def find_executable(configured: str | None) -> str | None:
     """The configured browser, else Playwright's own (None lets Playwright find it), else Debian's."""
     if configured:
@@ -151,6 +181,8 @@ def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | Non
     path = Path(env.get("SHORTVID_PLAYWRIGHT_CONFIG", str(path or REPO_CONFIG)))
     raw: dict[str, Any] = tomllib.loads(path.read_text()) if path.exists() else {}
     browser, context, pool = raw.get("browser", {}), raw.get("context", {}), raw.get("pool", {})
+    fast = raw.get("fast_path", {})
+    pacing = dict(raw.get("pacing", {}))
     values: dict[str, Any] = {
         "executable_path": browser.get("executable_path") or None,
         "headless": bool(browser.get("headless", True)),
@@ -173,10 +205,17 @@ def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | Non
         "max_pages_per_browser": int(pool.get("max_pages_per_browser", 2000)),
         "risk_retries": int(pool.get("risk_retries", 3)),
         "reuse_tabs": bool(pool.get("reuse_tabs", True)),
+        "tab_max_uses": int(pool.get("tab_max_uses", 50)),
+        "tab_park_after": float(pool.get("tab_park_after", 2)),
         "blocked_url_patterns": tuple(pool.get("blocked_url_patterns", ())),
         "identities": _identities(raw.get("identity", []), path.parent),
         "blocked_resource_types": frozenset(pool.get("blocked_resource_types", ("image", "media", "font"))),
         "refuse_hosts_to": refusal_target(str(browser.get("refuse_hosts_to", REFUSE_HOSTS_TO))),
+        "fast_path": bool(fast.get("enabled", True)),
+        "resident_max_age": float(fast.get("resident_max_age", 900)),
+        "resident_max_fetches": int(fast.get("resident_max_fetches", 500)),
+        "pacing": _enabled(pacing.pop("enabled", None), "[pacing] enabled"),
+        "pacing_limits": parse_limits(pacing),
     }
     converters: dict[str, Any] = {
         "executable_path": str,
@@ -200,11 +239,17 @@ def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | Non
         "max_pages_per_browser": int,
         "risk_retries": int,
         "reuse_tabs": _bool,
+        "tab_max_uses": int,
+        "tab_park_after": float,
         "blocked_resource_types": lambda v: frozenset(t for t in v.replace(",", " ").split() if t),
         "host_map": str,
         "trust_spki": str,
         "ca_file": str,
         "refuse_hosts_to": refusal_target,
+        "fast_path": _bool,
+        "resident_max_age": float,
+        "resident_max_fetches": int,
+        "pacing": _bool,
     }
     for key, convert in converters.items():
         raw_value = env.get("SHORTVID_" + key.upper())
@@ -214,3 +259,32 @@ def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | Non
         raise ValueError("pool size must be at least 1")
     values["executable_path"] = find_executable(values["executable_path"])
     return BrowserSettings(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """Coalescing and the short result cache (``[cache]``); the server applies them to its jobs."""
+
+    enabled: bool = True
+    item_ttl: float = 300.0
+    listing_ttl: float = 60.0
+
+
+def load_cache_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> CacheSettings:
+    """``[cache]`` of the TOML file, then ``SHORTVID_CACHE`` / ``SHORTVID_CACHE_TTL_ITEM`` / ``_LISTING``."""
+    env = os.environ if env is None else env
+    path = Path(env.get("SHORTVID_PLAYWRIGHT_CONFIG", str(path or REPO_CONFIG)))
+    raw: dict[str, Any] = tomllib.loads(path.read_text()).get("cache", {}) if path.exists() else {}
+    values: dict[str, Any] = {
+        "enabled": bool(raw.get("enabled", True)),
+        "item_ttl": float(raw.get("item_ttl", 300)),
+        "listing_ttl": float(raw.get("listing_ttl", 60)),
+    }
+    for key, name, convert in (
+        ("enabled", "SHORTVID_CACHE", _bool),
+        ("item_ttl", "SHORTVID_CACHE_TTL_ITEM", float),
+        ("listing_ttl", "SHORTVID_CACHE_TTL_LISTING", float),
+    ):
+        if env.get(name):
+            values[key] = convert(env[name])
+    return CacheSettings(**values)

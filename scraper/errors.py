@@ -98,3 +98,12 @@ class NetworkError(ScraperError):
 
     code = "network_error"
     retryable = True
+
+
+class FastPathMissed(ScraperError):
+    """A fast (in-page fetch) route could not answer: a challenge in the reply, a layout surprise,
+    a slow answer. Not the item's fault and not a block: the caller falls back to navigation in
+    the same session, so this never reaches a job."""
+
+    code = "fast_path_missed"
+    retryable = True

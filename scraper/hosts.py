@@ -1,9 +1,10 @@
 """The platforms' own domains: the only hosts the browser may ever reach.
 
-This list is the SSRF boundary. The browser gets it twice: as Chromium
-``--host-resolver-rules`` (every other host, IP literals included, is sent to an address
-no connection can reach, which also covers redirect hops that request routing never sees) and
-as a request filter on every context.
+This list is the SSRF boundary. The browser gets it as Chromium ``--host-resolver-rules``
+(every other host, IP literals included, is sent to an address no connection can reach, which
+also covers redirect hops that request routing never sees); a proxied session, whose hosts
+resolve at the proxy, also gets it as a request filter on its context. In-page ``fetch()``
+calls of the fast path check it on the URL asked and on the URL answered.
 """
 
 from __future__ import annotations

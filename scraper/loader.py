@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,8 +20,14 @@ from urllib.parse import urlsplit
 from playwright.async_api import Page, Request, Response
 
 from scraper.errors import Blocked, InvalidUrl, LayoutChanged, NetworkError, ScrapeTimeout
-from scraper.hosts import host_allowed
-from scraper.outcome import api_answer_error, block_reason, definitive_block, page_response_error, page_title
+from scraper.hosts import host_allowed, platform_of_host
+from scraper.outcome import (
+    DEFINITIVE_MARKERS,
+    api_answer_error,
+    block_reason,
+    page_response_error,
+    page_title,
+)
 from scraper.pool import translate_playwright_error
 from scraper.session import Session
 
@@ -29,10 +35,25 @@ log = logging.getLogger(__name__)
 
 XhrReply = tuple[int, bytes, dict[str, str], str]
 
+#: What the watchdog asks the page each poll: its state, title, and the first block marker its
+#: markup holds (``outcome.definitive_block`` in the page, so 150 KB of DOM never crosses CDP).
+LOOK_JS = """
+(markers) => {
+  const html = document.documentElement ? document.documentElement.outerHTML.slice(0, 200000) : "";
+  return [document.readyState, document.title, markers.find((m) => html.includes(m)) || null];
+}
+"""
+_MARKERS = [marker for marker, _ in DEFINITIVE_MARKERS]
+_MARKER_REASONS = dict(DEFINITIVE_MARKERS)
+
 
 @dataclass(frozen=True, slots=True)
 class Capture:
-    """What a page load produced: its final URL and title, the DOM, and the awaited XHR's JSON."""
+    """What a page load produced: its final URL and title, the DOM, and the awaited XHR's JSON.
+
+    ``html`` is empty unless the spec reads the document (``ready_js``): serialising the page
+    costs as much as a fifth of a load, and XHR routes and short links never read it.
+    """
 
     url: str
     title: str
@@ -47,19 +68,32 @@ class LoadSpec:
     ready_js: str | None = None
     xhr_path: str | None = None
     mobile: bool = False
+    #: The pacing family the load spends (``scraper.pacing``): items, and short links to them.
+    family: str = "item"
+
+    @property
+    def requests(self) -> int:
+        """Requests of ``family`` the load makes: the page, and its data XHR when there is one."""
+        return 2 if self.xhr_path else 1
+
+    @property
+    def reads_document(self) -> bool:
+        """The data is in the DOM, so the capture carries the page's HTML."""
+        return self.ready_js is not None
 
 
 class XhrStream:
     """Every response whose path is ``path``, in arrival order, each body read at once."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, accept: Callable[[Response], bool] = lambda _: True) -> None:
         self.path = path
+        self.accept = accept
         self.replies: asyncio.Queue[XhrReply | BaseException] = asyncio.Queue()
         self.seen = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_response(self, response: Response) -> None:
-        if urlsplit(response.url).path != self.path:
+        if urlsplit(response.url).path != self.path or not self.accept(response):
             return
         self.seen += 1
         task = asyncio.get_running_loop().create_task(self._read(response))
@@ -73,7 +107,8 @@ class XhrStream:
             log.debug("could not read XHR body", exc_info=True)
             self.replies.put_nowait(Blocked(f"XHR {self.path} was cut off: {exc}"))
             return
-        self.replies.put_nowait((response.status, body, await response.all_headers(), response.url))
+        # ``headers`` lacks only the cookie headers and, unlike ``all_headers()``, costs no round trip.
+        self.replies.put_nowait((response.status, body, response.headers, response.url))
 
     async def next_json(self) -> Any:
         """The next response's JSON; a block answer (empty body, 403, 429, HTML) raises."""
@@ -101,6 +136,10 @@ class LivePage:
         self.session = session
         self.streams = streams
         self.in_flight = 0
+        #: Requests since this job's navigation began: a reused tab's last document may still
+        #: answer the same XHR path until the new one commits.
+        self._ours: set[Request] = set()
+        self._navigated = False
         page.on("request", self._started)
         page.on("requestfinished", self._ended)
         page.on("requestfailed", self._ended)
@@ -112,9 +151,18 @@ class LivePage:
         self.page.remove_listener("requestfailed", self._ended)
         for stream in self.streams.values():
             self.page.remove_listener("response", stream.on_response)
+        self._ours.clear()
 
     def _started(self, request: Request) -> None:
         self.in_flight += 1
+        if not self._navigated and request.is_navigation_request():
+            self._navigated = _in_main_frame(self.page, request)
+        if self._navigated:
+            self._ours.add(request)
+
+    def made_here(self, response: Response) -> bool:
+        """True when ``response`` answers a request of this job's document, not the tab's last one."""
+        return response.request in self._ours
 
     def _ended(self, request: Request) -> None:
         self.in_flight = max(0, self.in_flight - 1)
@@ -157,8 +205,8 @@ class LivePage:
                 state = await self._look()
                 if state is None:
                     continue  # the document is being replaced (challenge reload); look again
-                ready_state, html = state
-                reason = definitive_block(html)
+                ready_state, title, marker = state
+                reason = _MARKER_REASONS.get(marker) if marker else None
                 if reason:
                     raise Blocked(f"{reason} at {self.page.url}", url=self.page.url)
                 if ready_state == "complete" and self.in_flight == 0 and not waiter.done():
@@ -166,7 +214,7 @@ class LivePage:
                     if now - settled_since >= self.SETTLE_SECONDS:
                         raise LayoutChanged(
                             f"layout changed: {self.page.url} loaded and settled without {what}"
-                            f" (title {page_title(html) or await self.page.title()!r})",
+                            f" (title {title!r})",
                             url=self.page.url,
                         )
                 else:
@@ -177,19 +225,25 @@ class LivePage:
                 with contextlib.suppress(BaseException):
                     await waiter
 
-    async def _look(self) -> tuple[str, str] | None:
+    async def _look(self) -> tuple[str, str, str | None] | None:
+        """Ready state, title and block marker of the current document, in one small evaluate."""
         try:
-            return await self.page.evaluate("document.readyState"), await self.page.content()
+            ready_state, title, marker = await self.page.evaluate(LOOK_JS, _MARKERS)
         except Exception:  # navigation in progress
             return None
+        return str(ready_state), str(title), marker
 
     async def scroll_to_bottom(self) -> None:
         """Scroll as a reader would, so the page's own code loads the next page of posts."""
         await self.page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
 
-    async def capture(self, xhr: Any | None = None) -> Capture:
+    async def capture(self, xhr: Any | None = None, *, html: bool = True) -> Capture:
+        """The page as it is now; ``html=False`` skips serialising the DOM (data came by XHR)."""
         return Capture(
-            url=self.page.url, title=await self.page.title(), html=await self.page.content(), xhr=xhr
+            url=self.page.url,
+            title=await self.page.title(),
+            html=await self.page.content() if html else "",
+            xhr=xhr,
         )
 
 
@@ -219,23 +273,33 @@ async def _goto(page: Page, url: str, seconds: float) -> None:
     finally:
         page.remove_listener("request", remember)
     if response is not None:
-        blocked = page_response_error(response.status, await response.all_headers(), page.url)
+        blocked = page_response_error(response.status, response.headers, page.url)  # no round trip
         if blocked is not None:
             raise blocked
 
 
 @contextlib.asynccontextmanager
 async def live_page(
-    session: Session, url: str, *, xhr_paths: Sequence[str] = (), mobile: bool = False
+    session: Session,
+    url: str,
+    *,
+    xhr_paths: Sequence[str] = (),
+    mobile: bool = False,
+    family: str = "page",
+    cost: float = 1.0,
 ) -> AsyncIterator[LivePage]:
-    """Open ``url`` in a new tab of ``session`` with the XHR paths intercepted from the start."""
+    """Open ``url`` in a tab of ``session`` (its platform's reused one, or a new one) with the XHR
+    paths intercepted from the start, answers to the tab's previous document ignored. The load
+    first waits for ``cost`` tokens of the session's ``family`` bucket (``scraper.pacing``)."""
     user_agent = session.settings.mobile_user_agent if mobile else None
-    async with session.page(user_agent=user_agent) as page:
-        streams = {path: XhrStream(path) for path in xhr_paths}
-        live = LivePage(page, session, streams)
-        for stream in streams.values():
+    platform = platform_of_host(urlsplit(url).hostname)
+    async with session.page(user_agent=user_agent, platform=platform) as page:
+        live = LivePage(page, session, {})
+        live.streams.update({path: XhrStream(path, live.made_here) for path in xhr_paths})
+        for stream in live.streams.values():
             page.on("response", stream.on_response)
         try:
+            await session.pacer.acquire(family, cost)
             await _goto(page, url, session.settings.navigation_timeout)
             yield live
         finally:
@@ -251,11 +315,20 @@ async def load(session: Session, url: str, spec: LoadSpec) -> Capture:
         ScrapeTimeout: the page kept loading past the data timeout.
     """
     paths = [spec.xhr_path] if spec.xhr_path else []
-    async with live_page(session, url, xhr_paths=paths, mobile=spec.mobile) as live:
+    async with live_page(
+        session, url, xhr_paths=paths, mobile=spec.mobile, family=spec.family, cost=spec.requests
+    ) as live:
         xhr = await live.next_json(spec.xhr_path) if spec.xhr_path else None
         if spec.ready_js:
             await live.wait_ready(spec.ready_js)
-        return await live.capture(xhr)
+        return await live.capture(xhr, html=spec.reads_document)
+
+
+def _in_main_frame(page: Page, request: Request) -> bool:
+    try:
+        return request.frame == page.main_frame
+    except Exception:  # a service worker's request has no frame
+        return False
 
 
 async def _holds(page: Page, predicate: str) -> bool:

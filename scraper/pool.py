@@ -1,8 +1,9 @@
-"""One Chromium, N sessions, leased with ``async with pool.session() as s``.
+"""One Chromium, N sessions, leased with ``async with pool.session(family="item") as s``.
 
 The pool owns the browser's life: it relaunches Chromium when it disconnects
 and after ``max_pages_per_browser`` pages (memory), leases only sessions that are
-not cooling down, retires and replaces worn-out ones, and turns Playwright's
+not cooling down (of those, the one whose pacing lets it go soonest), retires and
+replaces worn-out ones, and turns Playwright's
 exceptions into our typed errors in one place, so extractors only ever see
 ``scraper.errors``.
 """
@@ -167,23 +168,38 @@ class BrowserPool:
 
     # ---- leasing ----------------------------------------------------------------------------
 
-    async def _take(self) -> Session:
-        """The first idle session that is not cooling down; waits for one within the lease timeout."""
+    def _soonest(self, family: str | None, now: float) -> tuple[Session | None, float]:
+        """The idle, not cooling session whose pacer lets it make a ``family`` request soonest, and
+        the seconds until it may (the first such session and 0 without a family); None if none."""
+        ready = [s for s in self._idle if s.state(now) is not SessionState.COOLING]
+        if not ready:
+            return None, 0.0
+        if family is None:
+            return ready[0], 0.0
+        waits = [(s.pacer.wait_time(family), s) for s in ready]
+        wait, session = min(waits, key=lambda pair: pair[0])  # the first of equals: idle order
+        return session, wait
+
+    async def _take(self, family: str | None = None) -> Session:
+        """The idle session that is not cooling down and can go soonest for ``family``; waits for a
+        free session and for its pacing token within the lease timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.lease_timeout
         async with self._changed:
             while True:
                 now = time.monotonic()
-                for session in self._idle:
-                    if session.state(now) is not SessionState.COOLING:
-                        self._idle.remove(session)
-                        self._busy.add(session)
-                        return session
+                session, token_wait = self._soonest(family, now)
+                if session is not None and token_wait <= 0:
+                    self._idle.remove(session)
+                    self._busy.add(session)
+                    return session
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    raise ScrapeTimeout("no browser session became free in time (all busy or cooling down)")
+                    why = "all busy or cooling down" if session is None else f"pacing {family} requests"
+                    raise ScrapeTimeout(f"no browser session became free in time ({why})")
                 cooling_ends = [s.cooling_until - now for s in self._idle]
-                wait = min([remaining, *[c for c in cooling_ends if c > 0]])
+                tokens = [token_wait] if session is not None else []
+                wait = min([remaining, *tokens, *[c for c in cooling_ends if c > 0]])
                 try:
                     await asyncio.wait_for(self._changed.wait(), timeout=max(wait, 0.01))
                 except TimeoutError:
@@ -196,9 +212,13 @@ class BrowserPool:
             self._changed.notify_all()
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[Session]:
-        """Lease a session; its outcome is recorded; Playwright errors come out as ``ScraperError``."""
-        session = await self._take()
+    async def session(self, family: str | None = None) -> AsyncIterator[Session]:
+        """Lease a session; its outcome is recorded; Playwright errors come out as ``ScraperError``.
+
+        With a ``family`` (``scraper.pacing``), the session that can make such a request soonest,
+        once it can; without one, the first free session (its requests still wait for tokens).
+        """
+        session = await self._take(family)
         try:
             await self._ensure_browser()
             if self._stale(session):
@@ -264,5 +284,8 @@ class BrowserPool:
             "retired": dict(self.retired),
             "leases": self.leases,
             "relaunches": self.relaunches,
-            "detail": [{**s.census(), "busy": s in self._busy} for s in sorted(sessions, key=lambda s: s.id)],
+            "detail": [
+                {**s.census(), "busy": s in self._busy, "pacing": s.pacer.census()}
+                for s in sorted(sessions, key=lambda s: s.id)
+            ],
         }

@@ -4,26 +4,35 @@ A session is an identity with a health state, as a seasoned operator keeps it:
 ``healthy``; ``cooling`` for a while after a risk signal (exponential backoff);
 ``retired`` once its error score, age or use count is past the limit, or its
 page crashed. The pool closes retired sessions and makes fresh ones.
+
+Its page loads keep Chromium's HTTP cache: heavy resource types and beacons are refused by
+the tab's own CDP ``Fetch`` interception, which pauses only the requests it refuses. The host
+allowlist is the browser's ``--host-resolver-rules``; only a proxied identity, whose hosts
+resolve at the proxy, also has every request checked by a Playwright route (which costs a
+round trip per request and turns the HTTP cache off).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, BrowserContext, Page, Route
+from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Route
 
 from scraper import errors
 from scraper.config import BrowserSettings, Identity
 from scraper.cookies import load_cookies, platform_cookies
-from scraper.hosts import host_allowed
+from scraper.hosts import Platform, host_allowed
 from scraper.outcome import Outcome, outcome_of
 
 log = logging.getLogger(__name__)
@@ -50,6 +59,65 @@ def should_abort(
     if resource_type in blocked_types:
         return True
     return any(pattern in url for pattern in blocked_patterns)
+
+
+#: Playwright's ``request.resource_type`` values as CDP ``Network.ResourceType`` names.
+_CDP_RESOURCE_TYPES = {
+    "document": "Document",
+    "stylesheet": "Stylesheet",
+    "image": "Image",
+    "media": "Media",
+    "font": "Font",
+    "script": "Script",
+    "texttrack": "TextTrack",
+    "xhr": "XHR",
+    "fetch": "Fetch",
+    "prefetch": "Prefetch",
+    "eventsource": "EventSource",
+    "websocket": "WebSocket",
+    "manifest": "Manifest",
+    "signedexchange": "SignedExchange",
+    "ping": "Ping",
+    "cspviolationreport": "CSPViolationReport",
+    "preflight": "Preflight",
+    "other": "Other",
+}
+
+
+def blocking_patterns(
+    blocked_types: frozenset[str], blocked_patterns: tuple[str, ...]
+) -> list[dict[str, str]]:
+    """``Fetch.enable`` patterns for ``should_abort``'s type and substring rules (hosts aside).
+
+    CDP's ``Network.setBlockedURLs`` takes URL patterns only (a resource type is not in the
+    URL) and works only with the ``Network`` domain on, which streams every request's events
+    to us; ``Fetch`` takes both kinds and pauses only the matching requests.
+    """
+    unknown = blocked_types - _CDP_RESOURCE_TYPES.keys()
+    if unknown:
+        raise ValueError(f"unknown resource types {sorted(unknown)} (one of {sorted(_CDP_RESOURCE_TYPES)})")
+    patterns = [
+        {"resourceType": _CDP_RESOURCE_TYPES[t], "requestStage": "Request"} for t in sorted(blocked_types)
+    ]
+    for substring in blocked_patterns:  # Fetch wildcards: * and ?, backslash escapes
+        escaped = substring.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+        patterns.append({"urlPattern": f"*{escaped}*", "requestStage": "Request"})
+    return patterns
+
+
+@dataclass(eq=False, slots=True)
+class Tab:
+    """A session's tab with its own CDP channel: refuses blocked requests, counts its page loads."""
+
+    page: Page
+    cdp: CDPSession
+    platform: Platform | None
+    uses: int = 0
+    crashed: bool = False
+
+    @property
+    def usable(self) -> bool:
+        return not self.crashed and not self.page.is_closed()
 
 
 class Session:
@@ -79,7 +147,16 @@ class Session:
         self.last_error: str | None = None
         self.aborted_requests = 0
         self.on_page: Callable[[], None] = lambda: None
-        self._spare_tab: Page | None = None
+        #: Token buckets per endpoint family: spend one before each request (``scraper.pacing``).
+        self.pacer = settings.make_pacer()
+        #: One idle tab per platform: mixing platforms in one tab swaps renderer processes.
+        self._spare_tabs: dict[Platform | None, Tab] = {}
+        self._tabs_in_use = 0
+        self._park_task: asyncio.Task[None] | None = None
+        self._parking = False
+        self._block_patterns = blocking_patterns(
+            settings.blocked_resource_types, settings.blocked_url_patterns
+        )
 
     @classmethod
     async def create(
@@ -109,8 +186,14 @@ class Session:
             # (only playwright._impl has it); scraper.cookies builds plain dicts of that shape.
             await context.add_cookies(platform_cookies(load_cookies(Path(identity.cookies_file))))  # type: ignore[arg-type]
         session = cls(context, settings, generation, identity, browser)
-        await context.route("**/*", session._filter)
+        if session.filters_requests:
+            await context.route("**/*", session._filter)
         return session
+
+    @property
+    def filters_requests(self) -> bool:
+        """True when every request goes through ``should_abort``: a proxy resolves hosts, not our rules."""
+        return bool(self.identity.proxy)
 
     async def _filter(self, route: Route) -> None:
         request = route.request
@@ -176,33 +259,110 @@ class Session:
     # ---- pages --------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def page(self, *, user_agent: str | None = None) -> AsyncIterator[Page]:
-        """A tab for one page load; ``user_agent`` overrides headers and navigator for it.
+    async def page(
+        self, *, user_agent: str | None = None, platform: Platform | None = None
+    ) -> AsyncIterator[Page]:
+        """A tab for one page load on ``platform``; ``user_agent`` overrides headers and navigator for it.
 
-        With ``reuse_tabs`` the session keeps its tab between jobs (a new tab costs a
-        renderer start, about a quarter of a parse), blanked after each use so the old
-        document's scripts stop. A tab with a user-agent override, or one that failed
-        to blank, is closed instead.
+        With ``reuse_tabs`` the session keeps one tab per platform between jobs (a new tab costs
+        a renderer start) and the next job navigates it straight to its URL; a tab idle for
+        ``tab_park_after`` seconds is blanked, and one past ``tab_max_uses`` loads is closed. A
+        tab with a user-agent override is never shared, nor one whose job ended in a timeout, a
+        network or browser error or was cancelled: its document may be stuck.
         """
+        await self._stop_parking()
         reusable = self.settings.reuse_tabs and not user_agent
-        page = self._spare_tab if reusable and self._spare_tab and not self._spare_tab.is_closed() else None
-        self._spare_tab = None
-        if page is None:
-            page = await self.context.new_page()
+        tab = self._spare_tabs.pop(platform, None) if reusable else None
+        if tab is not None and not tab.usable:
+            await _close_tab(tab.page)
+            tab = None
+        if tab is None:
+            tab = await self.new_tab(platform)
+        tab.uses += 1
         self.pages += 1
         self.on_page()
+        self._tabs_in_use += 1
+        answered = True
         try:
             if user_agent:
-                cdp = await self.context.new_cdp_session(page)
-                await cdp.send("Emulation.setUserAgentOverride", {"userAgent": user_agent})
-            yield page
+                await tab.cdp.send("Emulation.setUserAgentOverride", {"userAgent": user_agent})
+            yield tab.page
+        except errors.ScraperError as exc:
+            answered = outcome_of(exc) is not Outcome.NETWORK  # the platform answered: the tab is fine
+            raise
+        except BaseException:
+            answered = False
+            raise
         finally:
-            if not (reusable and await _blank(page)):
-                await _close_tab(page)
-            elif not self.retire_reason:
-                self._spare_tab = page
+            self._tabs_in_use -= 1
+            keep = answered and reusable and tab.usable and tab.uses < self.settings.tab_max_uses
+            keep = keep and not self.retire_reason
+            if keep and platform not in self._spare_tabs:
+                self._spare_tabs[platform] = tab
+                self._schedule_parking()
+            else:
+                await _close_tab(tab.page)
+
+    async def new_tab(self, platform: Platform | None = None) -> Tab:
+        """A new tab whose blocked resource types and beacons are refused before they leave Chromium.
+
+        ``page()`` keeps these; a tab kept elsewhere (a resident page) is its owner's to close.
+        """
+        page = await self.context.new_page()
+        try:
+            cdp = await self.context.new_cdp_session(page)
+            tab = Tab(page, cdp, platform)
+            page.on("crash", lambda _: setattr(tab, "crashed", True))
+            if not self.filters_requests and self._block_patterns:
+                cdp.on("Fetch.requestPaused", lambda event: self._refuse(cdp, event))
+                await cdp.send("Fetch.enable", {"patterns": self._block_patterns})
+        except BaseException:
+            await _close_tab(page)
+            raise
+        return tab
+
+    def _refuse(self, cdp: CDPSession, event: dict[str, Any]) -> None:
+        """Fail a request the tab's ``Fetch`` patterns paused (a blocked type or beacon)."""
+        self.aborted_requests += 1
+        reply = {"requestId": event["requestId"], "errorReason": "BlockedByClient"}
+        task = asyncio.get_running_loop().create_task(cdp.send("Fetch.failRequest", reply))
+        task.add_done_callback(_ignore_outcome)  # the tab may close before the answer
+
+    # ---- parking ------------------------------------------------------------------------------
+
+    def _schedule_parking(self) -> None:
+        if self._tabs_in_use == 0 and self._park_task is None:
+            self._park_task = asyncio.get_running_loop().create_task(self._park_later())
+
+    async def _park_later(self) -> None:
+        await asyncio.sleep(self.settings.tab_park_after)
+        self._parking = True
+        try:
+            await self.park()
+        finally:
+            self._parking = False
+            self._park_task = None
+
+    async def _stop_parking(self) -> None:
+        """Cancel a pending park; let one already blanking the tabs finish (it takes a few ms)."""
+        task = self._park_task
+        if task is None or task.done():
+            return
+        if not self._parking:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self._park_task = None
+
+    async def park(self) -> None:
+        """Blank the idle tabs so their documents' scripts stop; a tab that cannot blank is closed."""
+        for platform, tab in list(self._spare_tabs.items()):
+            if not await _blank(tab.page):
+                self._spare_tabs.pop(platform, None)
+                await _close_tab(tab.page)
 
     async def close(self) -> None:
+        await self._stop_parking()
         try:
             await self.context.close()
         except Exception:
@@ -234,6 +394,11 @@ async def _blank(page: Page) -> bool:
     except Exception:  # crashed, gone, or stuck: do not reuse
         log.debug("blanking a tab failed", exc_info=True)
         return False
+
+
+def _ignore_outcome(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("refusing a paused request failed: %s", task.exception())
 
 
 async def _close_tab(page: Page) -> None:

@@ -15,6 +15,7 @@ from models.db import make_engine, session_factory, upgrade_schema
 from scraper.config import BrowserSettings, load_browser_settings
 from scraper.pool import BrowserPool
 from server.auth import RATE_LIMITER, RateLimiter
+from server.coalesce import Coalescer
 from server.connections import CONNECTIONS, ConnectionLimits, ConnectionRegistry, request_deadline
 from server.files import FileStore
 from server.keys import ENGINE, FILES, POOL, QUEUE, SETTINGS, TASKS, TOKENS, WAKEUP
@@ -145,9 +146,15 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
 def _make_workers(app: web.Application, node: Node) -> list[Worker]:
     settings = app[SETTINGS]
     context = JobContext(pool=app[POOL], files=app[FILES], tasks=app[TASKS], settings=settings)
+    coalescer = Coalescer(app[QUEUE], settings)  # one per process: followers wake when a leader here ends
     return [
         Worker(
-            queue=app[QUEUE], context=context, settings=settings, wakeup=app[WAKEUP], name=node.worker_id(n)
+            queue=app[QUEUE],
+            context=context,
+            settings=settings,
+            wakeup=app[WAKEUP],
+            name=node.worker_id(n),
+            coalescer=coalescer,
         )
         for n in range(settings.workers)
     ]

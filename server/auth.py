@@ -66,7 +66,7 @@ def _token_shaped(token: str) -> bool:
 async def authenticate(request: web.Request) -> TokenInfo:
     """The caller's token row; 401 unknown, 403 banned, 429 over its request rate."""
     token = bearer_token(request)
-    info = await request.app[TOKENS].lookup(token)
+    info = await request.app[TOKENS].lookup_cached(token)
     if info is None:
         raise ApiError(401, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
     if info.banned:

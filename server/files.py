@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from models.db import read_sessions
+from models.db import read_sessions, writing
 from models.tables import StoredFile
 from models.types import utcnow
 from scraper.download import Downloaded, MediaRole
@@ -92,7 +92,7 @@ class FileStore:
             pinned=pinned,
             expires_at=utcnow() + self.ttl,
         )
-        async with self._sessions() as session, session.begin():
+        async with writing(self._sessions) as session:
             session.add(row)
         return row
 
@@ -120,7 +120,7 @@ class FileStore:
         return path
 
     async def unpin_job(self, job_id: str) -> None:
-        async with self._sessions() as session, session.begin():
+        async with writing(self._sessions) as session:
             await session.execute(
                 update(StoredFile).where(col(StoredFile.job_id) == job_id).values(pinned=False)
             )
@@ -134,7 +134,7 @@ class FileStore:
     async def expire(self, *, now: datetime | None = None) -> int:
         """Delete files past their TTL (rows and bytes). Idempotent; any node may run it."""
         now = now or utcnow()
-        async with self._sessions() as session, session.begin():
+        async with writing(self._sessions) as session:
             rows = (
                 await session.execute(
                     delete(StoredFile)
@@ -151,7 +151,7 @@ class FileStore:
         excess = await self.total_bytes() - self.max_bytes
         removed = 0
         while excess > 0:
-            async with self._sessions() as session, session.begin():
+            async with writing(self._sessions) as session:
                 oldest = (
                     await session.execute(
                         select(col(StoredFile.id), col(StoredFile.size))

@@ -11,7 +11,8 @@ from typing import Any
 from models.tables import DownloadItem, ItemState, Job, StoredFile
 from scraper.channel import ChannelQuery
 from scraper.errors import ScraperError, Unavailable
-from scraper.service import in_fresh_sessions, list_videos, open_item, parse_video
+from scraper.pacing import ITEM
+from scraper.service import ItemJob, in_fresh_sessions, list_videos, open_item, parse_video
 from scraper.session import Session
 from scraper.urls import classify
 from server.error_map import job_error
@@ -38,13 +39,13 @@ async def channel_videos(ctx: JobContext, job: Job) -> dict[str, Any]:
 
 async def video_download(ctx: JobContext, job: Job) -> dict[str, Any]:
     """Parse and download in one session lease, so the media request carries the parse's cookies."""
-    parsed = classify(job.url)
+    parsed, attempts = classify(job.url), ItemJob()
 
     async def work(session: Session) -> dict[str, Any]:
-        video = await open_item(session, parsed)
+        video = await open_item(session, parsed, attempts)
         return download_result(video, await fetch_media(session, video, ctx.files, job_id=job.id))
 
-    return await in_fresh_sessions(ctx.pool, work)
+    return await in_fresh_sessions(ctx.pool, work, family=ITEM)
 
 
 async def channel_download(ctx: JobContext, job: Job) -> dict[str, Any]:
@@ -73,14 +74,14 @@ async def channel_download(ctx: JobContext, job: Job) -> dict[str, Any]:
 async def _download_item(ctx: JobContext, job: Job, item: DownloadItem) -> None:
     """One post: parse and download in one session lease; blocks retry on fresh sessions."""
     assert item.id is not None
-    parsed = classify(item.url)
+    parsed, attempts = classify(item.url), ItemJob()
 
     async def work(session: Session) -> list[StoredFile]:
-        video = await open_item(session, parsed)
+        video = await open_item(session, parsed, attempts)
         return await fetch_media(session, video, ctx.files, job_id=job.id, pinned=True)
 
     try:
-        rows = await in_fresh_sessions(ctx.pool, work)
+        rows = await in_fresh_sessions(ctx.pool, work, family=ITEM)
     except ScraperError as exc:
         message, _ = job_error(exc)
         log.info("task item failed", extra={"task": job.id, "video": item.video_id, "error": message})

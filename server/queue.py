@@ -3,22 +3,39 @@
 Every transition is one UPDATE guarded by the state it leaves (and, for the
 worker's own transitions, by ``worker_id``), so a worker whose lease ran out
 can never overwrite the next owner's outcome, and a refund happens exactly
-once: it rides on the single UPDATE that moves a job into ``failed``.
+once: it rides on the single UPDATE that moves a job into ``failed``. Every
+transition out of ``active`` also ends the job's lead of its dedupe key
+(``leads``), so followers of a job that failed, retried or died take over.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, case, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from models.db import read_sessions
+from models.db import read_only, writing_core
+from models.rows import JOB_COLUMNS, JOBS, JobRow
 from models.tables import ApiToken, Job, JobState
 from models.types import utcnow
 
@@ -67,10 +84,28 @@ class Recovered(NamedTuple):
 
 
 _CLAIMABLE = col(Job.state).in_(JobState.CLAIMABLE)
+_JOBS = JOBS
+#: The poll's read, built once: SQLAlchemy Core over every column, bound by id.
+_BY_ID = select(*JOB_COLUMNS).where(_JOBS.c.id == bindparam("job_id"))
+
+
+def _fresh_scrape(jobs: FromClause, dedupe_key: str, since: datetime) -> ColumnElement[bool]:
+    """A job of ``jobs`` that scraped this key itself (not a copy) and completed at or after ``since``."""
+    return and_(
+        jobs.c.dedupe_key == dedupe_key,
+        jobs.c.state == JobState.COMPLETED,
+        jobs.c.shared == False,  # noqa: E712
+        jobs.c.finished_at >= since,
+        jobs.c.result_expired == False,  # noqa: E712
+    )
 
 
 class JobQueue:
-    """Queue operations; safe for many workers in many processes on SQLite and PostgreSQL."""
+    """Queue operations; safe for many workers in many processes on SQLite and PostgreSQL.
+
+    Every statement is SQLAlchemy Core on a plain connection (no ORM session, no identity map):
+    the ORM cost several times the CPU of the same SQL on the path of every request and job.
+    """
 
     #: Orphaned jobs read per query during recovery (memory bound, not a cap on a run).
     recover_batch = 200
@@ -82,8 +117,9 @@ class JobQueue:
         lease: timedelta,
         result_ttl: timedelta,
     ) -> None:
-        self._sessions = sessions
-        self._reads = read_sessions(sessions)
+        engine: AsyncEngine = sessions.kw["bind"]
+        self._engine = engine
+        self._reads = read_only(engine)
         self.lease = lease
         self.result_ttl = result_ttl
 
@@ -97,26 +133,46 @@ class JobQueue:
         payload: dict[str, Any],
         cost: int,
         max_attempts: int,
-    ) -> Job:
+        dedupe_key: str | None = None,
+    ) -> JobRow:
         """Charge the token and insert the job in one transaction (no overdraft under concurrency)."""
-        async with self._sessions() as session, session.begin():
+        now = utcnow()
+        async with writing_core(self._engine) as connection:
             charged = 0
             if token_id is not None:
-                charged = await self._charge(session, token_id, cost)
-            job = Job(
+                charged = await self._charge(connection, token_id, cost)
+            job = JobRow(
+                id=str(uuid.uuid4()),
                 type=job_type,
                 platform=platform,
                 url=url,
                 payload=payload,
+                state=JobState.WAITING,
                 token_id=token_id,
                 cost=charged,
+                attempts=0,
                 max_attempts=max_attempts,
+                worker_id=None,
+                result=None,
+                error=None,
+                error_code=None,
+                result_expired=False,
+                created_at=now,
+                updated_at=now,
+                run_at=now,
+                locked_until=None,
+                started_at=None,
+                finished_at=None,
+                result_expires_at=None,
+                dedupe_key=dedupe_key,
+                leads=False,
+                shared=False,
             )
-            session.add(job)
+            await connection.execute(insert(_JOBS).values(job.columns()))
         return job
 
     @staticmethod
-    async def _charge(session: AsyncSession, token_id: int, cost: int) -> int:
+    async def _charge(session: AsyncConnection, token_id: int, cost: int) -> int:
         """Take ``cost`` credits in one conditional UPDATE; returns what was charged (0 if unlimited)."""
         row = (
             await session.execute(
@@ -146,7 +202,7 @@ class JobQueue:
             raise TokenBanned()
         raise InsufficientCredits(cost, int(current[0]))
 
-    async def claim(self, worker_id: str, *, now: datetime | None = None) -> Job | None:
+    async def claim(self, worker_id: str, *, now: datetime | None = None) -> JobRow | None:
         """Atomically take the oldest due job and lease it to ``worker_id``.
 
         PostgreSQL: the inner SELECT locks its row with FOR UPDATE SKIP LOCKED, so
@@ -154,7 +210,10 @@ class JobQueue:
         single writer serialises the UPDATE, and the repeated state guard makes a
         second claimer of the same row match nothing.
         """
-        now = now or utcnow()
+        async with writing_core(self._engine) as connection:
+            return await self._claim(connection, worker_id, now or utcnow())
+
+    async def _claim(self, connection: AsyncConnection, worker_id: str, now: datetime) -> JobRow | None:
         due = (
             select(col(Job.id))
             .where(_CLAIMABLE, col(Job.run_at) <= now)
@@ -164,33 +223,62 @@ class JobQueue:
             .scalar_subquery()
         )
         statement = (
-            update(Job)
-            .where(col(Job.id) == due, _CLAIMABLE)
+            update(_JOBS)
+            .where(_JOBS.c.id == due, _CLAIMABLE)
             .values(
                 state=JobState.ACTIVE,
                 worker_id=worker_id,
                 locked_until=now + self.lease,
-                attempts=Job.attempts + 1,
-                started_at=func.coalesce(Job.started_at, now),
+                attempts=_JOBS.c.attempts + 1,
+                started_at=func.coalesce(_JOBS.c.started_at, now),
                 updated_at=now,
             )
-            .returning(Job)
+            .returning(*JOB_COLUMNS)
         )
-        async with self._sessions() as session, session.begin():
-            return (await session.execute(statement)).scalars().first()
+        row = (await connection.execute(statement)).first()
+        return JobRow.of(row) if row is not None else None
 
     async def heartbeat(self, job_id: str, worker_id: str) -> bool:
         """Extend the lease; False means the lease was lost and the worker must stop."""
         now = utcnow()
         return await self._owned_update(job_id, worker_id, locked_until=now + self.lease, updated_at=now)
 
-    async def complete(self, job_id: str, worker_id: str, result: dict[str, Any]) -> bool:
+    async def complete(
+        self, job_id: str, worker_id: str, result: dict[str, Any], *, shared: bool = False
+    ) -> bool:
+        """Record the result (``shared``: copied from another job's scrape) and end any lead."""
+        async with writing_core(self._engine) as connection:
+            return await self._complete(connection, job_id, worker_id, result, shared, utcnow())
+
+    async def complete_and_claim(
+        self, job_id: str, worker_id: str, result: dict[str, Any], *, shared: bool = False
+    ) -> tuple[bool, JobRow | None]:
+        """``complete``, then ``claim`` the next due job for the same worker, in one transaction:
+        one writer turn (SQLite) and one commit instead of two per job. The claim is the same
+        guarded UPDATE as ``claim``'s, so it is as exclusive; a lost lease claims nothing."""
         now = utcnow()
-        return await self._owned_update(
+        async with writing_core(self._engine) as connection:
+            if not await self._complete(connection, job_id, worker_id, result, shared, now):
+                return False, None
+            return True, await self._claim(connection, worker_id, now)
+
+    async def _complete(
+        self,
+        connection: AsyncConnection,
+        job_id: str,
+        worker_id: str,
+        result: dict[str, Any],
+        shared: bool,
+        now: datetime,
+    ) -> bool:
+        return await self._owned(
+            connection,
             job_id,
             worker_id,
             state=JobState.COMPLETED,
             result=result,
+            shared=shared,
+            leads=False,
             error=None,
             error_code=None,
             locked_until=None,
@@ -208,6 +296,7 @@ class JobQueue:
             job_id,
             worker_id,
             state=JobState.DELAYED,
+            leads=False,
             error=error,
             error_code=code,
             worker_id=None,
@@ -223,9 +312,10 @@ class JobQueue:
             job_id,
             worker_id,
             state=JobState.WAITING,
+            leads=False,
             worker_id=None,
             locked_until=None,
-            attempts=Job.attempts - 1,
+            attempts=_JOBS.c.attempts - 1,
             run_at=now,
             updated_at=now,
         )
@@ -233,7 +323,7 @@ class JobQueue:
     async def fail(self, job_id: str, worker_id: str, *, error: str, code: str) -> bool:
         """Fail the job and refund its credits, if this worker still owns it."""
         now = utcnow()
-        async with self._sessions() as session, session.begin():
+        async with writing_core(self._engine) as session:
             rows = (
                 await session.execute(
                     update(Job)
@@ -296,7 +386,7 @@ class JobQueue:
         """Ids of the orphaned jobs in bounded batches (keyset by id, so skipped jobs do not repeat)."""
         after = ""
         while True:
-            async with self._reads() as session:
+            async with self._reads.connect() as session:
                 batch = (
                     select(col(Job.id))
                     .where(orphaned, col(Job.id) > after)
@@ -316,7 +406,7 @@ class JobQueue:
         """Fail and refund, or requeue, one job; each UPDATE repeats the guard, so of two nodes
         recovering at once only one moves the job (and refunds it). None: someone else did."""
         mine = and_(col(Job.id) == job_id, orphaned)
-        async with self._sessions() as session, session.begin():
+        async with writing_core(self._engine) as session:
             failed = (
                 await session.execute(
                     update(Job)
@@ -335,6 +425,7 @@ class JobQueue:
                     .where(mine)
                     .values(
                         state=JobState.DELAYED,
+                        leads=False,
                         worker_id=None,
                         locked_until=None,
                         run_at=now,
@@ -350,7 +441,7 @@ class JobQueue:
     async def expire_results(self, *, now: datetime | None = None) -> int:
         """Drop results past their TTL; the row stays so the API can say the result expired."""
         now = now or utcnow()
-        async with self._sessions() as session, session.begin():
+        async with writing_core(self._engine) as session:
             rows = (
                 await session.execute(
                     update(Job)
@@ -365,12 +456,90 @@ class JobQueue:
             ).all()
         return len(rows)
 
-    async def get(self, job_id: str) -> Job | None:
-        async with self._reads() as session:
-            return await session.get(Job, job_id)
+    async def recent_result(self, dedupe_key: str, *, since: datetime) -> dict[str, Any] | None:
+        """The result of the newest scrape with this key completed at or after ``since`` (any node).
+
+        Only scrapes count, not copies of them (``shared``), so reuse never outlives the TTL."""
+        async with self._reads.connect() as session:
+            return (
+                await session.execute(
+                    select(col(Job.result))
+                    .where(_fresh_scrape(_JOBS, dedupe_key, since))
+                    .order_by(col(Job.finished_at).desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+
+    async def lead(self, job_id: str, worker_id: str, dedupe_key: str, *, fresh_since: datetime) -> bool:
+        """Make this active job the one that scrapes for its key; False: another leads, or a scrape
+        finished since ``fresh_since`` (reuse it).
+
+        Atomic on both engines and across nodes: the guard sees no leader and no fresh result, and
+        the unique partial index ``ux_jobs_leader`` refuses a second leader whose UPDATE raced past
+        the guard (PostgreSQL blocks it on the first one's row, then raises).
+        """
+        other = _JOBS.alias("other")
+        taken = (
+            select(other.c.id)
+            .where(
+                or_(
+                    and_(other.c.dedupe_key == dedupe_key, other.c.leads),
+                    _fresh_scrape(other, dedupe_key, fresh_since),
+                )
+            )
+            .exists()
+        )
+        statement = (
+            update(_JOBS)
+            .where(
+                _JOBS.c.id == job_id,
+                _JOBS.c.worker_id == worker_id,
+                _JOBS.c.state == JobState.ACTIVE,
+                ~taken,
+            )
+            .values(leads=True)
+            .returning(_JOBS.c.id)
+        )
+        try:
+            async with writing_core(self._engine) as session:
+                return (await session.execute(statement)).first() is not None
+        except IntegrityError:
+            return False
+
+    async def failed_since(self, dedupe_key: str, since: datetime) -> JobRow | None:
+        """The newest job of this key that failed at or after ``since`` (a leader this one saw end)."""
+        async with self._reads.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(_JOBS)
+                    .where(
+                        _JOBS.c.dedupe_key == dedupe_key,
+                        _JOBS.c.state == JobState.FAILED,
+                        _JOBS.c.finished_at >= since,
+                    )
+                    .order_by(_JOBS.c.finished_at.desc())
+                    .limit(1)
+                )
+            ).first()
+        return JobRow.of(row) if row is not None else None
+
+    async def leader(self, dedupe_key: str) -> str | None:
+        """The id of the job now scraping for this key, if any."""
+        async with self._reads.connect() as session:
+            return (
+                await session.execute(
+                    select(_JOBS.c.id).where(_JOBS.c.dedupe_key == dedupe_key, _JOBS.c.leads)
+                )
+            ).scalar_one_or_none()
+
+    async def get(self, job_id: str) -> JobRow | None:
+        """The job as stored now (the poll route's read: one Core SELECT, no ORM)."""
+        async with self._reads.connect() as connection:
+            row = (await connection.execute(_BY_ID, {"job_id": job_id})).first()
+        return JobRow.of(row) if row is not None else None
 
     async def counts(self) -> QueueCounts:
-        async with self._reads() as session:
+        async with self._reads.connect() as session:
             rows = (
                 await session.execute(select(col(Job.state), func.count()).group_by(col(Job.state)))
             ).all()
@@ -379,6 +548,7 @@ class JobQueue:
     def _failed_values(self, now: datetime, error: str, code: str) -> dict[str, Any]:
         return {
             "state": JobState.FAILED,
+            "leads": False,
             "error": error,
             "error_code": code,
             "locked_until": None,
@@ -388,23 +558,22 @@ class JobQueue:
         }
 
     async def _owned_update(self, job_id: str, owner: str, **values: Any) -> bool:
-        async with self._sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    update(Job)
-                    .where(
-                        col(Job.id) == job_id,
-                        col(Job.worker_id) == owner,
-                        col(Job.state) == JobState.ACTIVE,
-                    )
-                    .values(**values)
-                    .returning(col(Job.id))
-                )
-            ).all()
-        return bool(rows)
+        async with writing_core(self._engine) as connection:
+            return await self._owned(connection, job_id, owner, **values)
 
     @staticmethod
-    async def _refund(session: AsyncSession, rows: Sequence[Any]) -> None:
+    async def _owned(connection: AsyncConnection, job_id: str, owner: str, **values: Any) -> bool:
+        """One UPDATE fenced by the owner and the ``active`` state; False: the lease was lost."""
+        statement: Update = (
+            update(_JOBS)
+            .where(_JOBS.c.id == job_id, _JOBS.c.worker_id == owner, _JOBS.c.state == JobState.ACTIVE)
+            .values(**values)
+            .returning(_JOBS.c.id)
+        )
+        return (await connection.execute(statement)).first() is not None
+
+    @staticmethod
+    async def _refund(session: AsyncConnection, rows: Sequence[Any]) -> None:
         """Give back what failed jobs charged (unlimited tokens were charged 0)."""
         for token_id, cost in rows:
             if token_id is not None and cost:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from scraper.config import load_cache_settings
 from scraper.since import DEFAULT_TIMEZONES
 
 Role = Literal["all", "api", "worker"]
@@ -62,6 +63,10 @@ class Settings:
     costs: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_COSTS))
     channel_timezones: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TIMEZONES.items()))
     worker_name: str = ""
+    #: Coalescing and the short result cache (parse and channel-listing jobs only).
+    cache: bool = True
+    cache_ttl_item: timedelta = timedelta(minutes=5)
+    cache_ttl_listing: timedelta = timedelta(minutes=1)
 
     def __post_init__(self) -> None:
         if self.heartbeat >= self.lease:
@@ -76,6 +81,16 @@ class Settings:
         if job_type.endswith("video.download"):
             return self.download_timeout
         return self.job_timeout
+
+    def cache_ttl_for(self, job_type: str) -> timedelta | None:
+        """How long a result of this job type may be reused; None: never shared (downloads, cache off)."""
+        if not self.cache:
+            return None
+        if job_type.endswith("video.parse"):
+            return self.cache_ttl_item
+        if job_type.endswith("channel.videos"):
+            return self.cache_ttl_listing
+        return None
 
     @property
     def files_dir(self) -> Path:
@@ -108,6 +123,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         raw = env.get("SHORTVID_COST_" + job_type.upper().replace(".", "_"))
         if raw:
             costs[job_type] = int(raw)
+    cache = load_cache_settings(env=env)
     role = env.get("SHORTVID_ROLE", base.role)
     if role not in ("all", "api", "worker"):
         raise ValueError(f"SHORTVID_ROLE must be all, api or worker, not {role!r}")
@@ -147,4 +163,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
             "tiktok": env.get("SHORTVID_TIKTOK_TZ", DEFAULT_TIMEZONES["tiktok"]),
         },
         worker_name=env.get("SHORTVID_WORKER_NAME", ""),
+        # One source with the browser keys: playwright.config's [cache], then SHORTVID_CACHE*.
+        cache=cache.enabled,
+        cache_ttl_item=timedelta(seconds=cache.item_ttl),
+        cache_ttl_listing=timedelta(seconds=cache.listing_ttl),
     )

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from models.db import read_sessions
+from models.db import read_sessions, writing
 from models.tables import DownloadItem, ItemState
 from models.types import utcnow
 
@@ -43,7 +43,7 @@ class TaskStore:
 
     async def add_items(self, task_id: str, posts: Sequence[dict[str, Any]]) -> list[DownloadItem]:
         """Record the listed posts once (a resumed task finds them already there)."""
-        async with self._sessions() as session, session.begin():
+        async with writing(self._sessions) as session:
             existing = (
                 await session.execute(
                     select(col(DownloadItem.id)).where(col(DownloadItem.task_id) == task_id).limit(1)
@@ -71,7 +71,7 @@ class TaskStore:
         file_ids: list[str] | None = None,
         error: str | None = None,
     ) -> None:
-        async with self._sessions() as session, session.begin():
+        async with writing(self._sessions) as session:
             await session.execute(
                 update(DownloadItem)
                 .where(col(DownloadItem.id) == item_id)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from models.db import read_sessions
+from models.db import read_sessions, writing
 from models.tables import ApiToken
 from server.credits import MAX_CREDITS, CreditsOutOfRange, check_credits
 
@@ -29,6 +30,23 @@ TOKEN_PREFIX = "sv_"  # noqa: S105  (a marker, not a secret)
 
 
 _COUNT = select(func.count()).select_from(ApiToken)
+#: The token lookup in SQLAlchemy Core: no ORM identity map on the path of every request.
+_BY_HASH = select(
+    *(
+        col(getattr(ApiToken, name))
+        for name in (
+            "id",
+            "name",
+            "token_prefix",
+            "credits",
+            "unlimited",
+            "banned",
+            "is_admin",
+            "created_at",
+            "last_used_at",
+        )
+    )
+).where(col(ApiToken.token_hash) == bindparam("digest"))
 
 
 def hash_token(token: str) -> str:
@@ -85,11 +103,19 @@ class TokenInfo:
 
 
 class TokenStore:
-    """Token operations over one session factory."""
+    """Token operations over one session factory.
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    ``lookup_cached`` (every authenticated request) is cached for ``cache_seconds``: credits are never
+    taken from the cache (the charge is one guarded UPDATE), and this process's top-ups, bans and
+    unbans drop it at once; another node's ban is seen within ``cache_seconds``, and the charge
+    refuses a banned token meanwhile.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, cache_seconds: float = 2.0) -> None:
         self._sessions = sessions
         self._reads = read_sessions(sessions)
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, TokenInfo]] = {}
 
     async def create(
         self, *, name: str, credits: int = 0, unlimited: bool = False, admin: bool = False
@@ -98,7 +124,7 @@ class TokenStore:
         check_credits(credits, "credits")
         token, row = _new_row(name=name, credits=credits, unlimited=unlimited, admin=admin)
         try:
-            async with self._sessions() as session, session.begin():
+            async with writing(self._sessions) as session:
                 session.add(row)
         except IntegrityError as exc:
             raise TokenNameTaken(f"a token named {name!r} already exists; pick another name") from exc
@@ -114,12 +140,30 @@ class TokenStore:
             return [TokenInfo.of(r) for r in rows]
 
     async def lookup(self, token: str) -> TokenInfo | None:
-        """The token's row, or None when unknown."""
+        """The token's row as stored now, or None when unknown."""
         async with self._reads() as session:
-            row = (
-                await session.execute(select(ApiToken).where(col(ApiToken.token_hash) == hash_token(token)))
-            ).scalar_one_or_none()
-            return TokenInfo.of(row) if row else None
+            row = (await session.execute(_BY_HASH, {"digest": hash_token(token)})).first()
+        return TokenInfo(**row._asdict()) if row else None
+
+    async def lookup_cached(self, token: str) -> TokenInfo | None:
+        """``lookup`` for authentication: a known token's row is reused for ``cache_seconds``
+        (its ``credits`` may be stale; the charge reads its own), unknown tokens are never cached."""
+        digest = hash_token(token)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        info = await self.lookup(token)
+        if info is None:
+            return None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (now + self.cache_seconds, info)
+        return info
+
+    def forget(self) -> None:
+        """Drop cached lookups (after a top-up, ban or unban in this process)."""
+        self._cache.clear()
 
     async def find(self, ref: str) -> TokenInfo | None:
         """Find by exact name, else id, else printed prefix (names are unique; ids never clash with them
@@ -137,7 +181,8 @@ class TokenStore:
     async def topup(self, token_id: int, amount: int) -> TokenInfo:
         """Add credits atomically (amount may be negative to correct, never below zero nor above the cap)."""
         check_credits(amount, "the top-up amount", allow_negative=True)
-        async with self._sessions() as session, session.begin():
+        self.forget()
+        async with writing(self._sessions) as session:
             result = await session.execute(
                 update(ApiToken)
                 .where(
@@ -149,6 +194,7 @@ class TokenStore:
                 .returning(ApiToken)
             )
             row = result.scalar_one_or_none()
+        self.forget()  # again: a lookup racing the UPDATE may have cached the old row
         if row is None:
             if await self._exists(token_id):
                 raise CreditsOutOfRange(
@@ -168,11 +214,13 @@ class TokenStore:
         return await self._set(token_id, banned=banned)
 
     async def _set(self, token_id: int, **values: object) -> TokenInfo:
-        async with self._sessions() as session, session.begin():
+        self.forget()
+        async with writing(self._sessions) as session:
             result = await session.execute(
                 update(ApiToken).where(col(ApiToken.id) == token_id).values(**values).returning(ApiToken)
             )
             row = result.scalar_one_or_none()
+        self.forget()  # again: a lookup racing the UPDATE may have cached the old row
         if row is None:
             raise LookupError(f"no token {token_id}")
         return TokenInfo.of(row)

@@ -1,4 +1,8 @@
-"""The worker loop: claim, run with a heartbeat, then complete, retry later, or fail with a refund."""
+"""The worker loop: claim, run with a heartbeat, then complete, retry later, or fail with a refund.
+
+A completed job's UPDATE and the claim of the next job share one transaction (``complete_and_claim``),
+so a busy worker spends one database write per job on its bookkeeping, not two.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from models.tables import Job
+from models.rows import JobRow
 from scraper.errors import ScraperError
+from server.coalesce import Coalescer, LeaderFailed, Share
 from server.error_map import job_error
 from server.handlers import HANDLERS, JobHandler
 from server.media import JobContext
@@ -46,6 +51,7 @@ class Worker:
         wakeup: asyncio.Event,
         handlers: dict[str, JobHandler] | None = None,
         name: str | None = None,
+        coalescer: Coalescer | None = None,
     ) -> None:
         self.queue = queue
         self.context = context
@@ -53,28 +59,34 @@ class Worker:
         self.wakeup = wakeup
         self.handlers = handlers or HANDLERS
         self.name = name or worker_id(settings.worker_name)
+        #: Share one per process so followers wake when a leader here ends (else they poll).
+        self.coalescer = coalescer or Coalescer(queue, settings)
         self.processed = 0
 
     async def run(self) -> None:
         """Loop until cancelled. Database hiccups are logged and retried, never fatal."""
+        job: JobRow | None = None
         while True:
-            try:
-                job = await self.queue.claim(self.name)
-            except Exception:
-                log.exception("claim failed; retrying shortly")
-                await asyncio.sleep(self.settings.poll_interval.total_seconds())
-                continue
+            if job is None:
+                try:
+                    job = await self.queue.claim(self.name)
+                except Exception:
+                    log.exception("claim failed; retrying shortly")
+                    await asyncio.sleep(self.settings.poll_interval.total_seconds())
+                    continue
             if job is None:
                 await self._idle()
                 continue
+            running = job
             try:
-                await self.process(job)
+                job = await self.process(running)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # The outcome could not be recorded (database down?): the lease will expire and
                 # recovery takes the job up again; this loop must live on.
-                log.exception("could not record the outcome of a job", extra={"job": job.id})
+                log.exception("could not record the outcome of a job", extra={"job": running.id})
+                job = None
                 await asyncio.sleep(self.settings.poll_interval.total_seconds())
 
     async def _idle(self) -> None:
@@ -84,43 +96,66 @@ class Worker:
         except TimeoutError:
             pass
 
-    async def process(self, job: Job) -> None:
-        """Run one claimed job to an outcome the queue records (fenced by our worker id)."""
+    async def process(self, job: JobRow) -> JobRow | None:
+        """Run one claimed job to an outcome the queue records (fenced by our worker id).
+
+        Returns the next job, already claimed for this worker when the outcome was a completion
+        (the caller must run it: it is leased to us), else None."""
         handler = self.handlers.get(job.type)
         log.info("job started", extra={"job": job.id, "type": job.type, "attempt": job.attempts})
         if handler is None:
             await self.queue.fail(job.id, self.name, error=f"Unknown job type {job.type!r}", code="internal")
-            return
-        work = asyncio.ensure_future(self._run_handler(handler, job))
+            return None
+        share = Share()
+        try:
+            return await self._run(handler, job, share)
+        finally:
+            if share.leads and job.dedupe_key is not None:
+                self.coalescer.ended(job.dedupe_key)  # the outcome is recorded: followers look now
+
+    async def _run(self, handler: JobHandler, job: JobRow, share: Share) -> JobRow | None:
+        work = asyncio.ensure_future(self._run_handler(handler, job, share))
         beat = asyncio.ensure_future(self._heartbeat(job, work))
         try:
             result = await work
+        except LeaderFailed as exc:
+            await self.queue.fail(job.id, self.name, error=exc.error, code=exc.code)
+            log.info("job failed with the job it followed", extra={"job": job.id, "code": exc.code})
+            return None
         except asyncio.CancelledError:
             current = asyncio.current_task()
             shutting_down = current is not None and current.cancelling() > 0
             if not shutting_down and beat.done() and not beat.cancelled() and beat.result() is False:
                 log.warning("lease lost; abandoning job", extra={"job": job.id})
-                return
+                return None
             # Stopping (restart, deploy): hand the job back at once, without spending an attempt.
             await asyncio.shield(self.queue.release(job.id, self.name))
             log.info("job released at shutdown", extra={"job": job.id})
             raise
         except Exception as exc:
             await self._on_error(job, exc)
-            return
+            return None
         finally:
             beat.cancel()
-        if await self.queue.complete(job.id, self.name, result):
+        completed, following = await self.queue.complete_and_claim(
+            job.id, self.name, result, shared=share.result is not None
+        )
+        if completed:
             self.processed += 1
             log.info("job completed", extra={"job": job.id})
         else:
             log.warning("job completed after its lease was lost; result dropped", extra={"job": job.id})
+        return following
 
-    async def _run_handler(self, handler: JobHandler, job: Job) -> dict[str, Any]:
+    async def _run_handler(self, handler: JobHandler, job: JobRow, share: Share) -> dict[str, Any]:
+        """The scrape, or the result of another job's (``share`` says which, and if this one leads)."""
         async with asyncio.timeout(self.settings.timeout_for(job.type).total_seconds()):
-            return await handler(self.context, job)
+            await self.coalescer.share(job, self.name, share)
+            if share.result is not None:
+                return share.result
+            return await handler(self.context, job.as_model())
 
-    async def _heartbeat(self, job: Job, work: asyncio.Future[dict[str, Any]]) -> bool:
+    async def _heartbeat(self, job: JobRow, work: asyncio.Future[dict[str, Any]]) -> bool:
         """Renew the lease; if it was lost, cancel the work (another worker owns the job now)."""
         while True:
             await asyncio.sleep(self.settings.heartbeat.total_seconds())
@@ -131,7 +166,7 @@ class Worker:
             except Exception:
                 log.exception("heartbeat failed", extra={"job": job.id})
 
-    async def _on_error(self, job: Job, exc: Exception) -> None:
+    async def _on_error(self, job: JobRow, exc: Exception) -> None:
         message, code = job_error(exc)
         retryable = isinstance(exc, TimeoutError) or (isinstance(exc, ScraperError) and exc.retryable)
         if not isinstance(exc, ScraperError):

@@ -2,6 +2,8 @@
 
 Each block kind is recognised as risk control and the work moves to a fresh session; a deleted
 item is never blamed on the session; a killed Chromium is relaunched and the job still completes.
+These run the navigation path (``fast_path`` off), which meets every page kind; the fast path's
+own blocks and fallbacks are in tests/test_fast_path.py.
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ async def app_client(
         workers=2,
         rate_limit_per_minute=0,
         retry_base=timedelta(milliseconds=200),
+        cache=False,  # every submission must scrape: the tests plant a fault for the next load
     )
-    browser = replace(load_browser_settings().pointed_at(site), cooldown_base=0.2, cooldown_max=1.0)
+    browser = replace(
+        load_browser_settings().pointed_at(site), cooldown_base=0.2, cooldown_max=1.0, fast_path=False
+    )
     client = await start_app(settings, browser)
     yield client
     await client.close()

@@ -76,15 +76,21 @@ async def fetch(
         return response.status, dict(response.headers), await response.read()
 
 
+def acrawler_pass(site: FixtureSite) -> str:
+    """The cookie pair the acrawler challenge's JS computes for this UA."""
+    nonce = make_ac_nonce()
+    return f"__ac_nonce={nonce}; __ac_signature={ac_signature(site.secrets.ac_key, nonce, DESKTOP_UA)}"
+
+
 def visitor(site: FixtureSite) -> str:
-    """A fresh session's cookies: a server-issued ``ttwid`` and the ``msToken`` the queries echo."""
-    return f"ttwid={make_ttwid(site.secrets.server_key)}; msToken={MS_TOKEN}"
+    """A fresh session's cookies once its page passed the challenge: a server-issued ``ttwid``,
+    the ``msToken`` the queries echo and the acrawler pair (Douyin's API wants all three)."""
+    return f"ttwid={make_ttwid(site.secrets.server_key)}; msToken={MS_TOKEN}; {acrawler_pass(site)}"
 
 
 def douyin_page_cookies(site: FixtureSite, session: str = "") -> str:
     """Cookies that pass the acrawler challenge (what its JS computes), plus a session's."""
-    nonce = make_ac_nonce()
-    passed = f"__ac_nonce={nonce}; __ac_signature={ac_signature(site.secrets.ac_key, nonce, DESKTOP_UA)}"
+    passed = acrawler_pass(site)
     return f"{passed}; {session}" if session else passed
 
 

@@ -22,7 +22,7 @@ from yarl import URL
 
 from fixtures.dataset import Account, Item, build_dataset
 from fixtures.listing import visible
-from fixtures.signing import a_bogus, make_ttwid, x_bogus
+from fixtures.signing import a_bogus, ac_signature, make_ac_nonce, make_ttwid, x_bogus
 from fixtures.site import FixtureSite
 from scraper.http import platform_http_session
 from tests import test_fixture_site
@@ -83,11 +83,17 @@ def signed(site: FixtureSite, base: str, query: str) -> str:
     return f"{base}?{query}&a_bogus={quote(a_bogus(site.secrets.ab_key, query, DESKTOP_UA), safe='')}"
 
 
-def cookies(site: FixtureSite, ms_token: str | None = MS_TOKEN) -> str:
-    """The visitor cookies a page view leaves: a server-issued ``ttwid`` and ``msToken``."""
-    jar = {"ttwid": make_ttwid(site.secrets.server_key)}
+def cookies(
+    site: FixtureSite, ms_token: str | None = MS_TOKEN, ttwid: str | None = "", *, passed: bool = True
+) -> str:
+    """The visitor cookies a page view leaves: a server-issued ``ttwid`` (``""``: a fresh one;
+    None: none), ``msToken`` and, when the page ``passed`` Douyin's acrawler challenge, its pair."""
+    jar = {"ttwid": ttwid or make_ttwid(site.secrets.server_key)} if ttwid is not None else {}
     if ms_token is not None:
         jar["msToken"] = ms_token
+    if passed:
+        nonce = make_ac_nonce()
+        jar |= {"__ac_nonce": nonce, "__ac_signature": ac_signature(site.secrets.ac_key, nonce, DESKTOP_UA)}
     return "; ".join(f"{k}={v}" for k, v in jar.items())
 
 
@@ -135,9 +141,11 @@ async def test_xhr_without_the_page_signature_gets_an_empty_200(
         "signature not last": (f"{base}?{query}&{param}={signature}&x=1", jar),
         "no msToken cookie": (good, cookies(site, ms_token=None)),
         "msToken cookie differs from the query": (good, cookies(site, ms_token=MS_TOKEN[::-1])),
-        "no ttwid cookie": (good, f"msToken={MS_TOKEN}"),
-        "forged ttwid cookie": (good, f"msToken={MS_TOKEN}; ttwid=1%7Cforged%7C1%7Cdeadbeef"),
+        "no ttwid cookie": (good, cookies(site, ttwid=None)),
+        "forged ttwid cookie": (good, cookies(site, ttwid="1%7Cforged%7C1%7Cdeadbeef")),
     }
+    if platform == "douyin":  # a fetch from a page that never passed the acrawler challenge
+        refused["no acrawler pass"] = (good, cookies(site, passed=False))
     served, rejected = site.stats[route], site.stats[f"{route}_rejected"]
     for why, (url, cookie) in refused.items():
         status, headers, body = await fetch(site, url, cookie)

@@ -19,9 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import example, given
 from hypothesis import strategies as st
-from sqlalchemy import func, select
 
-from models.tables import Job
 from scraper.hosts import platform_of_host
 from scraper.urls import classify
 from server.app import create_app
@@ -75,9 +73,7 @@ async def _credits(target: Target) -> int:
 
 
 async def _job_count(target: Target) -> int:
-    sessions = target.client.app[QUEUE]._reads
-    async with sessions() as session:
-        return int((await session.execute(select(func.count()).select_from(Job))).scalar_one())
+    return sum((await target.client.app[QUEUE].counts()).by_state.values())
 
 
 def _no_5xx(status: int, text: str) -> None:

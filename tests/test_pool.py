@@ -6,7 +6,6 @@ blocking, and that the pool relaunches a browser that died.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import ssl
@@ -20,10 +19,11 @@ import trustme
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from playwright.async_api import Error as PlaywrightError
 
 from scraper.chromium_processes import chromium_memory_mib, own_chromium_processes
 from scraper.config import Identity, load_browser_settings
-from scraper.errors import Blocked, BrowserCrashed, InvalidUrl, LayoutChanged
+from scraper.errors import Blocked, BrowserCrashed, InvalidUrl, LayoutChanged, ScrapeTimeout
 from scraper.loader import LoadSpec, live_page, load
 from scraper.pool import BrowserPool
 from scraper.session import should_abort
@@ -56,9 +56,14 @@ class MiniSite:
             )
             return web.Response(text=html, content_type="text/html")
         if request.path == "/tick":
-            return web.json_response({"tick": len(self.seen)})
+            return web.json_response({"tick": len(self.seen), "from": request.query.get("from")})
         if request.path == "/ticker":  # a document whose script keeps calling home
-            html = "<html><body><script>setInterval(() => fetch('/tick'), 50);</script></body></html>"
+            html = (
+                "<html><body><script>setInterval(() => fetch('/tick?from=ticker'), 5);</script></body></html>"
+            )
+            return web.Response(text=html, content_type="text/html")
+        if request.path == "/tick-once":  # a document that asks the same path once
+            html = "<html><body><script>fetch('/tick?from=once');</script></body></html>"
             return web.Response(text=html, content_type="text/html")
         return web.Response(text="<html><body>other</body></html>", content_type="text/html")
 
@@ -128,7 +133,9 @@ async def test_pool_relaunches_a_dead_browser(pool: BrowserPool) -> None:
     await pool._browser.close()
     assert not pool.browser_alive
     async with pool.session() as session:
-        capture = await load(session, "https://www.tiktok.com/other", LoadSpec())
+        capture = await load(
+            session, "https://www.tiktok.com/other", LoadSpec(ready_js="() => !!document.body")
+        )
     assert "other" in capture.html
     assert pool.browser_alive and pool.relaunches == before + 1
 
@@ -218,27 +225,102 @@ async def test_rollover_after_page_budget_top_up_and_cooling(mini: tuple[MiniSit
         assert census["sessions"]["total"] == 2 and census["retired"].get("crashed") == 1
 
 
-async def test_a_session_reuses_its_tab_blanked_and_without_the_last_jobs_listeners(
-    mini: tuple[MiniSite, str], pool: BrowserPool
+async def test_a_session_goes_straight_to_the_next_url_in_its_tab_and_blanks_it_only_when_parking(
+    pool: BrowserPool,
 ) -> None:
-    site, _ = mini
     async with pool.session() as session:
         async with live_page(session, "https://www.tiktok.com/ticker", xhr_paths=["/tick"]) as live:
             first, old_stream = live.page, live.streams["/tick"]
-            assert "tick" in await live.next_json("/tick")  # the page's script is calling home
-        assert first.url == "about:blank" and not first.is_closed()
-        ticks = sum(1 for _, path in site.seen if path == "/tick")
-        await asyncio.sleep(0.5)  # ten ticks' worth of time in which none may come
-        assert sum(1 for _, path in site.seen if path == "/tick") == ticks  # the old script stopped
+            assert (await live.next_json("/tick"))["from"] == "ticker"  # the page's script is calling home
+        assert first.url == "https://www.tiktok.com/ticker" and not first.is_closed()  # not blanked
         heard = old_stream.seen
-        async with live_page(session, "https://www.tiktok.com/ticker", xhr_paths=["/tick"]) as live:
+        async with live_page(session, "https://www.tiktok.com/tick-once", xhr_paths=["/tick"]) as live:
             assert live.page is first
-            assert "tick" in await live.next_json("/tick")
+            # The ticker kept answering until the new document committed; none of that is ours.
+            assert (await live.next_json("/tick"))["from"] == "once"
         assert old_stream.seen == heard  # the last job's listeners were removed from the shared tab
+        async with live_page(session, "https://www.tiktok.com/ticker") as live:
+            assert live.page is first
+        await session.park()
+        assert first.url == "about:blank" and not first.is_closed()  # parked: the ticker's script is gone
         async with live_page(session, "https://www.tiktok.com/other", mobile=True) as live:
             mobile = live.page
             assert mobile is not first  # a tab with a user-agent override is never shared
         assert mobile.is_closed()
+
+
+async def test_an_idle_session_parks_its_tabs_by_itself(mini: tuple[MiniSite, str]) -> None:
+    site, spki = mini
+    settings = replace(
+        load_browser_settings().with_fixture(f"127.0.0.1:{site.port}", spki), pool_size=1, tab_park_after=0.0
+    )
+    async with BrowserPool(settings) as own, own.session() as session:
+        async with live_page(session, "https://www.tiktok.com/ticker") as live:
+            tab = live.page
+        parking = session._park_task
+        assert parking is not None
+        await parking  # scheduled when the tab went idle, after tab_park_after seconds
+        assert tab.url == "about:blank" and not tab.is_closed()
+        async with live_page(session, "https://www.tiktok.com/other") as live:
+            assert live.page is tab  # a parked tab is reused
+
+
+async def test_one_tab_per_platform_recycled_after_its_use_budget(mini: tuple[MiniSite, str]) -> None:
+    site, spki = mini
+    settings = replace(
+        load_browser_settings().with_fixture(f"127.0.0.1:{site.port}", spki), pool_size=1, tab_max_uses=3
+    )
+    async with BrowserPool(settings) as own, own.session() as session:
+        tabs = []
+        for url in ["https://www.tiktok.com/other", "https://www.douyin.com/other"] * 3:
+            async with live_page(session, url) as live:
+                tabs.append(live.page)
+        tiktok, douyin = tabs[0::2], tabs[1::2]
+        assert len(set(tiktok)) == len(set(douyin)) == 1 and tiktok[0] is not douyin[0]  # no swapping
+        assert tiktok[0].is_closed() and douyin[0].is_closed()  # third use: closed, not kept
+        async with live_page(session, "https://www.tiktok.com/other") as live:
+            assert live.page is not tiktok[0] and not live.page.is_closed()
+
+
+async def test_a_tab_whose_job_timed_out_is_not_kept(pool: BrowserPool) -> None:
+    async with pool.session() as session:
+        async with live_page(session, "https://www.tiktok.com/other") as live:
+            kept = live.page
+        assert not kept.is_closed()
+        with pytest.raises(ScrapeTimeout):
+            async with live_page(session, "https://www.tiktok.com/other") as live:
+                assert live.page is kept
+                raise ScrapeTimeout("the page did not deliver its data in time")
+        assert kept.is_closed()
+        with pytest.raises(Blocked):  # the platform answered: the tab is fine and stays
+            async with live_page(session, "https://www.tiktok.com/other") as live:
+                kept = live.page
+                raise Blocked("captcha page")
+        assert not kept.is_closed()
+
+
+async def test_a_proxied_session_checks_every_request_itself(mini: tuple[MiniSite, str]) -> None:
+    """Behind a proxy, hosts resolve at the proxy, past our resolver rules: the route filter refuses
+    a non-platform host before the request is sent (the proxy here is dead, so a platform URL fails
+    on the proxy connection instead)."""
+    site, spki = mini
+    identity = Identity(name="proxied", proxy="http://127.0.0.1:9")
+    settings = replace(
+        load_browser_settings().with_fixture(f"127.0.0.1:{site.port}", spki),
+        pool_size=1,
+        identities=(identity,),
+    )
+    async with BrowserPool(settings) as own, own.session() as session:
+        assert session.filters_requests
+        page = await session.context.new_page()
+        with pytest.raises(PlaywrightError, match="ERR_BLOCKED_BY_CLIENT"):
+            await page.goto("https://evil.example/steal")
+        assert session.aborted_requests == 1
+        with pytest.raises(
+            PlaywrightError, match=r"ERR_PROXY_CONNECTION_FAILED|ERR_TUNNEL_CONNECTION_FAILED"
+        ):
+            await page.goto("https://www.tiktok.com/other")
+        assert session.aborted_requests == 1
 
 
 async def test_without_tab_reuse_each_load_gets_a_new_tab(mini: tuple[MiniSite, str]) -> None:

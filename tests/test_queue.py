@@ -245,3 +245,35 @@ async def test_a_refund_onto_a_full_balance_does_not_overflow_or_stall_recovery(
     job = await queue.get(orphan)
     assert job is not None and job.state == JobState.FAILED
     assert await _credits(tokens, "other") == 100
+
+
+async def test_complete_and_claim_completes_then_leases_the_next_job_to_the_same_worker(
+    engine: AsyncEngine,
+) -> None:
+    queue, _ = _queue(engine)
+    first, second, third = await _enqueue(queue, None, n=3)
+    job = await queue.claim("w")
+    assert job is not None and job.id == first
+    completed, following = await queue.complete_and_claim(first, "w", {"n": 1})
+    assert completed and following is not None and following.id == second
+    assert following.state == JobState.ACTIVE and following.worker_id == "w" and following.attempts == 1
+    row = await queue.get(first)
+    assert row is not None and row.state == JobState.COMPLETED and row.result == {"n": 1}
+    # The next claimer passes over the job already leased: it gets the third.
+    other = await queue.claim("other")
+    assert other is not None and other.id == third
+
+
+async def test_complete_and_claim_by_a_worker_that_lost_its_lease_changes_nothing(
+    engine: AsyncEngine,
+) -> None:
+    queue, _ = _queue(engine, lease=1)
+    first, second = await _enqueue(queue, None, n=2)
+    assert (await queue.claim("dead")) is not None
+    later = utcnow() + timedelta(seconds=5)
+    assert (await queue.recover_expired(now=later)).requeued == 1
+    completed, following = await queue.complete_and_claim(first, "dead", {"stale": True})
+    assert not completed and following is None
+    rows = [await queue.get(i) for i in (first, second)]
+    assert [r.state for r in rows if r is not None] == [JobState.DELAYED, JobState.WAITING]
+    assert rows[0] is not None and rows[0].result is None

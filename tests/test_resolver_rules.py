@@ -7,9 +7,9 @@ runs it (production launch arguments, pointed at the fixture site), and a plain 
 127.0.0.1 and ::1 counts every connection it gets while the browser is sent there: by every
 spelling of a loopback address, directly and through a platform page's 302, script and meta
 refresh; in a bare context of that browser (the resolver rules alone) and in a pool session
-(rules plus the sessions' request filter). The rules must hold on their own: Chromium (156)
-preconnects to a navigation's target before the request filter sees the request, so the filter
-aborts the request but not the TCP connection. A control browser whose rules let loopback through
+(the rules, plus a request filter only for proxied sessions). The rules must hold on their own:
+Chromium (156) preconnects to a navigation's target before a request filter sees the request, so
+a filter aborts the request but not the TCP connection. A control browser whose rules let loopback through
 shows the listener does see a browser that is not confined.
 
 Refused hosts are mapped to the limited broadcast address rather than ``~NOTFOUND``: a navigation

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.db import session_factory
+from models.rows import JobRow
 from models.tables import Job, JobState
 from models.types import utcnow
 from scraper.errors import Blocked, NotFound
@@ -54,7 +55,7 @@ async def _setup(
     return queue, tokens, worker, job.id
 
 
-async def _run_until_finished(queue: JobQueue, worker: Worker, job_id: str) -> Job:
+async def _run_until_finished(queue: JobQueue, worker: Worker, job_id: str) -> JobRow:
     task = asyncio.create_task(worker.run())
     try:
         async with asyncio.timeout(15):
@@ -179,15 +180,15 @@ async def test_a_database_error_while_finishing_does_not_kill_the_loop(engine: A
         return {"ok": True}
 
     queue, _, worker, first_id = await _setup(engine, ok)
-    real_complete = queue.complete
+    real_complete = queue.complete_and_claim
     failures = [RuntimeError("database went away")]
 
-    async def flaky_complete(*args: Any, **kwargs: Any) -> bool:
+    async def flaky_complete(*args: Any, **kwargs: Any) -> tuple[bool, JobRow | None]:
         if failures:
             raise failures.pop()
         return await real_complete(*args, **kwargs)
 
-    queue.complete = flaky_complete  # type: ignore[method-assign]
+    queue.complete_and_claim = flaky_complete  # type: ignore[method-assign]
     task = asyncio.create_task(worker.run())
     try:
         async with asyncio.timeout(10):
@@ -214,3 +215,42 @@ async def test_a_database_error_while_finishing_does_not_kill_the_loop(engine: A
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_busy_worker_claims_each_next_job_as_it_completes_the_last(engine: AsyncEngine) -> None:
+    seen: list[str] = []
+
+    async def ok(pool: Any, job: Job) -> dict[str, Any]:
+        seen.append(job.id)
+        return {"video_id": job.url.rsplit("/", 1)[-1]}
+
+    queue, _, worker, first_id = await _setup(engine, ok)
+    rest = [
+        (
+            await queue.enqueue(
+                token_id=None,
+                job_type="test",
+                platform="douyin",
+                url=f"https://www.douyin.com/video/7{n:018d}",
+                payload={},
+                cost=0,
+                max_attempts=3,
+            )
+        ).id
+        for n in range(4)
+    ]
+    claimed_on_completion: list[str] = []
+    real = queue.complete_and_claim
+
+    async def recording(*args: Any, **kwargs: Any) -> tuple[bool, JobRow | None]:
+        completed, following = await real(*args, **kwargs)
+        if following is not None:
+            claimed_on_completion.append(following.id)
+        return completed, following
+
+    queue.complete_and_claim = recording  # type: ignore[method-assign]
+    last = await _run_until_finished(queue, worker, rest[-1])
+    assert last.state == JobState.COMPLETED and last.result == {"video_id": "7000000000000000003"}
+    assert seen == [first_id, *rest]  # in order, each once
+    assert claimed_on_completion == rest  # every job after the first came with its predecessor's commit
+    assert worker.processed == 5

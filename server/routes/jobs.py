@@ -8,13 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
-from models.tables import Job, JobState
+from models.rows import JobRow
+from models.tables import JobState
 from scraper.errors import ScraperError
 from scraper.hosts import Platform
 from scraper.since import BadChannelParameter, parse_count, parse_since, parse_timezone
 from scraper.urls import Kind, classify, require
 from server.auth import BANNED, authenticate, insufficient_credits
 from server.body import json_object, required_url
+from server.coalesce import dedupe_key
 from server.error_map import ApiError, bad_request, http_error_for
 from server.keys import QUEUE, SETTINGS, WAKEUP
 from server.media import absolutize
@@ -108,6 +110,8 @@ def submit_handler(route: JobRoute) -> Any:
         settings = request.app[SETTINGS]
         options = job_options(route, body, settings)
         cost = settings.costs.get(route.job_type, 0)
+        if body.get("refresh") is True:  # bypass the cache and in-flight jobs (it may lead others)
+            options["refresh"] = True
         try:
             job = await request.app[QUEUE].enqueue(
                 token_id=token.id,
@@ -119,6 +123,7 @@ def submit_handler(route: JobRoute) -> Any:
                 payload={"canonical_url": parsed.canonical_url, "kind": parsed.kind, **options},
                 cost=cost,
                 max_attempts=settings.max_attempts,
+                dedupe_key=dedupe_key(settings, route.job_type, parsed.canonical_url, options),
             )
         except InsufficientCredits as exc:
             raise ApiError(402, insufficient_credits(exc.need, exc.have)) from exc
@@ -136,7 +141,7 @@ def submit_handler(route: JobRoute) -> Any:
     return handler
 
 
-def job_view(job: Job) -> dict[str, Any]:
+def job_view(job: JobRow) -> dict[str, Any]:
     """The vendor's job shape for each state."""
     view: dict[str, Any] = {"id": job.id, "state": job.state}
     if job.state == JobState.COMPLETED:

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from models.tables import Job, JobState
+from models.rows import JobRow
+from models.tables import JobState
 from server.error_map import ApiError
 from server.keys import FILES, QUEUE, TASKS
 from server.media import absolutize, file_view
@@ -17,7 +18,7 @@ from server.tasks import TaskCounts
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def task_status(job: Job, counts: TaskCounts) -> str:
+def task_status(job: JobRow, counts: TaskCounts) -> str:
     """started → running → completed | partial | failed."""
     if job.state == JobState.WAITING and counts.total == 0:
         return "started"
