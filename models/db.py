@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from alembic import command
 from sqlalchemy import event, inspect
@@ -22,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
 
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from models.migrations import BASELINE, BASELINE_TABLES, alembic_config
+
+log = logging.getLogger(__name__)
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -97,14 +101,69 @@ def read_sessions(sessions: async_sessionmaker[AsyncSession]) -> async_sessionma
     return read_session_factory(sessions.kw["bind"])
 
 
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+P = ParamSpec("P")
+R = TypeVar("R")
+#: Write transactions still finishing after their caller was cancelled (kept so they are not lost).
+_FINISHING: set[asyncio.Task[Any]] = set()
+
+
+def uncancellable(write: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Run a write transaction to its end even when its caller is cancelled.
+
+    A cancellation landing inside a transaction (a job's timeout, its heartbeat being stopped, a
+    lost lease) made SQLAlchemy drop the aiosqlite connection with its ``BEGIN IMMEDIATE`` still
+    open: SQLite's write lock stayed held and every later writer waited out the 30 s busy timeout.
+    The caller still sees its cancellation; the transaction commits or rolls back on its own.
+    """
+
+    @functools.wraps(write)
+    async def shielded(*args: P.args, **kwargs: P.kwargs) -> R:
+        task: asyncio.Task[R] = asyncio.ensure_future(write(*args, **kwargs))
+        _FINISHING.add(task)
+        task.add_done_callback(_FINISHING.discard)
+        return await asyncio.shield(task)
+
+    return shielded
+
+
+class WriterTurn:
+    """The SQLite writers' asyncio lock, which reports turns that run long.
+
+    A writer turn is a few milliseconds; one held or awaited for ``SLOW`` seconds means a holder
+    was stuck (on SQLite's own lock, the connection pool, a cancelled operation), and the log
+    names the task that held it, so a stall can be traced instead of guessed.
+    """
+
+    SLOW = 5.0
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._since = 0.0
+
+    async def __aenter__(self) -> None:
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        await self._lock.acquire()
+        self._since = loop.time()
+        if self._since - asked > self.SLOW:
+            log.warning("the SQLite writer turn came after %.1f s", self._since - asked)
+
+    async def __aexit__(self, *exc: object) -> None:
+        held = asyncio.get_running_loop().time() - self._since
+        self._lock.release()
+        if held > self.SLOW:
+            task = asyncio.current_task()
+            log.warning("%s held the SQLite writer turn for %.1f s", task.get_name() if task else "?", held)
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, WriterTurn] = weakref.WeakKeyDictionary()
 
 
 def _writer_turn(engine: AsyncEngine) -> AbstractAsyncContextManager[object]:
-    """SQLite: one asyncio lock per engine; PostgreSQL: nothing (its row locks do the work)."""
+    """SQLite: one writer turn per engine; PostgreSQL: nothing (its row locks do the work)."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
-    return _SQLITE_WRITERS.setdefault(engine.sync_engine, asyncio.Lock())
+    return _SQLITE_WRITERS.setdefault(engine.sync_engine, WriterTurn())
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from models.db import read_sessions, writing
+from models.db import read_sessions, uncancellable, writing
 from models.tables import StoredFile
 from models.types import utcnow
 from scraper.download import Downloaded, MediaRole
@@ -68,6 +68,7 @@ class FileStore:
         )
         return path
 
+    @uncancellable
     async def register(
         self,
         downloaded: Downloaded,
@@ -119,6 +120,7 @@ class FileStore:
             return None
         return path
 
+    @uncancellable
     async def unpin_job(self, job_id: str) -> None:
         async with writing(self._sessions) as session:
             await session.execute(
@@ -131,6 +133,7 @@ class FileStore:
                 (await session.execute(select(func.coalesce(func.sum(col(StoredFile.size)), 0)))).scalar_one()
             )
 
+    @uncancellable
     async def expire(self, *, now: datetime | None = None) -> int:
         """Delete files past their TTL (rows and bytes). Idempotent; any node may run it."""
         now = now or utcnow()
@@ -146,6 +149,7 @@ class FileStore:
             self._unlink(relpath)
         return len(rows)
 
+    @uncancellable
     async def enforce_cap(self) -> int:
         """Delete the oldest unpinned files until the store fits ``max_bytes``."""
         excess = await self.total_bytes() - self.max_bytes

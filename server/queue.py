@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from models.db import read_only, writing_core
+from models.db import read_only, uncancellable, writing_core
 from models.rows import JOB_COLUMNS, JOBS, JobRow
 from models.tables import ApiToken, Job, JobState
 from models.types import utcnow
@@ -123,6 +123,7 @@ class JobQueue:
         self.lease = lease
         self.result_ttl = result_ttl
 
+    @uncancellable
     async def enqueue(
         self,
         *,
@@ -202,6 +203,7 @@ class JobQueue:
             raise TokenBanned()
         raise InsufficientCredits(cost, int(current[0]))
 
+    @uncancellable
     async def claim(self, worker_id: str, *, now: datetime | None = None) -> JobRow | None:
         """Atomically take the oldest due job and lease it to ``worker_id``.
 
@@ -243,6 +245,7 @@ class JobQueue:
         now = utcnow()
         return await self._owned_update(job_id, worker_id, locked_until=now + self.lease, updated_at=now)
 
+    @uncancellable
     async def complete(
         self, job_id: str, worker_id: str, result: dict[str, Any], *, shared: bool = False
     ) -> bool:
@@ -250,6 +253,7 @@ class JobQueue:
         async with writing_core(self._engine) as connection:
             return await self._complete(connection, job_id, worker_id, result, shared, utcnow())
 
+    @uncancellable
     async def complete_and_claim(
         self, job_id: str, worker_id: str, result: dict[str, Any], *, shared: bool = False
     ) -> tuple[bool, JobRow | None]:
@@ -320,6 +324,7 @@ class JobQueue:
             updated_at=now,
         )
 
+    @uncancellable
     async def fail(self, job_id: str, worker_id: str, *, error: str, code: str) -> bool:
         """Fail the job and refund its credits, if this worker still owns it."""
         now = utcnow()
@@ -400,6 +405,7 @@ class JobQueue:
                 return
             after = ids[-1]
 
+    @uncancellable
     async def _take_up_one(
         self, job_id: str, orphaned: ColumnElement[bool], now: datetime, retry: tuple[str, str]
     ) -> str | None:
@@ -438,6 +444,7 @@ class JobQueue:
             ).all()
         return "requeued" if requeued else None
 
+    @uncancellable
     async def expire_results(self, *, now: datetime | None = None) -> int:
         """Drop results past their TTL; the row stays so the API can say the result expired."""
         now = now or utcnow()
@@ -470,6 +477,7 @@ class JobQueue:
                 )
             ).scalar_one_or_none()
 
+    @uncancellable
     async def lead(self, job_id: str, worker_id: str, dedupe_key: str, *, fresh_since: datetime) -> bool:
         """Make this active job the one that scrapes for its key; False: another leads, or a scrape
         finished since ``fresh_since`` (reuse it).
@@ -557,6 +565,7 @@ class JobQueue:
             "result_expires_at": now + self.result_ttl,
         }
 
+    @uncancellable
     async def _owned_update(self, job_id: str, owner: str, **values: Any) -> bool:
         async with writing_core(self._engine) as connection:
             return await self._owned(connection, job_id, owner, **values)

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from models.db import read_sessions, writing
+from models.db import read_sessions, uncancellable, writing
 from models.tables import DownloadItem, ItemState
 from models.types import utcnow
 
@@ -41,6 +41,7 @@ class TaskStore:
             )
             return list(rows.scalars().all())
 
+    @uncancellable
     async def add_items(self, task_id: str, posts: Sequence[dict[str, Any]]) -> list[DownloadItem]:
         """Record the listed posts once (a resumed task finds them already there)."""
         async with writing(self._sessions) as session:
@@ -62,6 +63,7 @@ class TaskStore:
                     )
         return await self.items(task_id)
 
+    @uncancellable
     async def finish_item(
         self,
         item_id: int,

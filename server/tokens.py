@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from models.db import read_sessions, writing
+from models.db import read_sessions, uncancellable, writing
 from models.tables import ApiToken
 from server.credits import MAX_CREDITS, CreditsOutOfRange, check_credits
 
@@ -117,6 +117,7 @@ class TokenStore:
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, TokenInfo]] = {}
 
+    @uncancellable
     async def create(
         self, *, name: str, credits: int = 0, unlimited: bool = False, admin: bool = False
     ) -> tuple[str, TokenInfo]:
@@ -178,6 +179,7 @@ class TokenStore:
                 return matches[0]
         return None
 
+    @uncancellable
     async def topup(self, token_id: int, amount: int) -> TokenInfo:
         """Add credits atomically (amount may be negative to correct, never below zero nor above the cap)."""
         check_credits(amount, "the top-up amount", allow_negative=True)
@@ -213,6 +215,7 @@ class TokenStore:
     async def set_banned(self, token_id: int, banned: bool) -> TokenInfo:
         return await self._set(token_id, banned=banned)
 
+    @uncancellable
     async def _set(self, token_id: int, **values: object) -> TokenInfo:
         self.forget()
         async with writing(self._sessions) as session:
