@@ -148,7 +148,9 @@ async def fast_channel(
         while not listing.complete:
             request = route.posts(parsed, profile, progress.cursor)
             capture = await call(session, route.origin, request, POSTS)
-            page = route.read_posts(capture.xhr if isinstance(capture.xhr, dict) else {})
+            if not isinstance(capture.xhr, dict):
+                raise errors.LayoutChanged(f"{route.name}: the posts answer is not a JSON object")
+            page = route.read_posts(capture.xhr)
             if page.has_more and page.cursor == progress.cursor and listing.pages:
                 raise errors.LayoutChanged(f"{route.name}: the posts cursor did not move ({page.cursor})")
             listing.add(page)

@@ -247,7 +247,7 @@ class LivePage:
         )
 
 
-async def _goto(page: Page, url: str, seconds: float) -> None:
+async def goto(page: Page, url: str, seconds: float) -> None:
     """Navigate; a redirect to a non-platform host surfaces as a clear refusal, not a DNS error.
 
     A document answer that is a block by itself (block shell header, 429) fails here.
@@ -300,7 +300,7 @@ async def live_page(
             page.on("response", stream.on_response)
         try:
             await session.pacer.acquire(family, cost)
-            await _goto(page, url, session.settings.navigation_timeout)
+            await goto(page, url, session.settings.navigation_timeout)
             yield live
         finally:
             live.detach()

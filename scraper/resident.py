@@ -24,8 +24,7 @@ from playwright.async_api import Page
 
 from scraper.errors import InvalidUrl, NetworkError
 from scraper.hosts import Platform, host_allowed
-from scraper.loader import LivePage
-from scraper.loader import _goto as goto
+from scraper.loader import LivePage, goto
 from scraper.pool import translate_playwright_error
 from scraper.session import Session
 

@@ -87,6 +87,13 @@ def day_start(zone: str, days_ago: int = 0) -> datetime:
     return datetime.combine(day, time.min, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
+def risk_seen(census: dict[str, Any], before: dict[str, Any]) -> bool:
+    """Between two pool censuses a session recorded a risk signal: it is cooling, scored, or was
+    retired for it."""
+    retired = sum(census["retired"].values()) > sum(before["retired"].values())
+    return retired or any(s["last_error"] in ("blocked", "rate_limited") for s in census["detail"])
+
+
 def account_by_role(dataset: dict[str, Any], platform: str, role: str) -> dict[str, Any]:
     return next(a for a in dataset["accounts"] if a["platform"] == platform and a["role"] == role)
 

@@ -24,7 +24,7 @@ from scraper.chromium_processes import own_chromium_processes
 from scraper.config import load_browser_settings
 from server.keys import POOL, TOKENS
 from server.settings import Settings
-from tests.e2e import account_by_role, items_where, poll_job, start_app
+from tests.e2e import account_by_role, items_where, poll_job, risk_seen, start_app
 
 pytestmark = pytest.mark.browser
 
@@ -66,14 +66,6 @@ async def submit(client: TestClient, token: str, path: str, body: dict[str, Any]
     return await poll_job(client, payload["data"]["jobId"], deadline=120)
 
 
-def risk_seen(client: TestClient, before: dict[str, Any]) -> bool:
-    """Some session recorded a risk signal: it is cooling, scored, or was retired for it."""
-    census = client.app[POOL].census()
-    retired = sum(census["retired"].values()) > sum(before["retired"].values())
-    marked = any(s["last_error"] in ("blocked", "rate_limited") for s in census["detail"])
-    return retired or marked
-
-
 VIDEO_PAGE_KINDS = [
     ("tiktok", "tiktok.block_shell"),
     ("tiktok", "tiktok.verify"),
@@ -109,7 +101,7 @@ async def test_each_block_kind_is_risk_and_moves_to_a_fresh_session(
         assert job["state"] == "completed", job
         assert job["result"]["video_id"] == item["id"]
     assert site.stats[f"fault.{kind}"] == 1  # the block was served once, and the job still completed
-    assert risk_seen(app_client, before)
+    assert risk_seen(app_client.app[POOL].census(), before)
 
 
 async def test_waf_challenge_is_passed_transparently(

@@ -33,7 +33,7 @@ from scraper.pool import BrowserPool
 from scraper.service import fetch_item, list_videos, parse_video
 from scraper.shapes.common import Profile
 from scraper.urls import ParsedUrl, classify
-from tests.e2e import account_by_role, expected_channel, items_where
+from tests.e2e import account_by_role, expected_channel, items_where, risk_seen
 
 pytestmark = pytest.mark.browser
 
@@ -154,12 +154,6 @@ ITEM_BLOCKS = [
 ]
 
 
-def risk_seen(pool: BrowserPool, before: dict[str, Any]) -> bool:
-    census = pool.census()
-    retired = sum(census["retired"].values()) > sum(before["retired"].values())
-    return retired or any(s["last_error"] in ("blocked", "rate_limited") for s in census["detail"])
-
-
 @pytest.mark.parametrize(("platform", "kind"), ITEM_BLOCKS)
 async def test_a_block_on_the_fast_path_scores_the_session_and_navigation_brings_the_item(
     pool: BrowserPool, site: FixtureSite, dataset: dict[str, Any], platform: str, kind: str
@@ -172,7 +166,7 @@ async def test_a_block_on_the_fast_path_scores_the_session_and_navigation_brings
     result = await parse_video(pool, classify(item["url"]))
     assert result["video_id"] == item["id"]
     assert site.stats[f"fault.{kind}"] == served + 1
-    assert risk_seen(pool, before)
+    assert risk_seen(pool.census(), before)
     assert tabs_opened(pool) > tabs  # the second attempt navigated
 
 
@@ -255,7 +249,7 @@ async def test_a_listing_blocked_midway_resumes_from_its_cursor(
     result = await list_videos(pool, classify(account["profile_url"]), ChannelQuery(count=count))
     ids = [v["video_id"] for v in result["videos"]]
     assert ids == expected_channel(account, count, None) and len(set(ids)) == len(ids)
-    assert site.stats[f"fault.{kind}"] == served + 1 and risk_seen(pool, before)
+    assert site.stats[f"fault.{kind}"] == served + 1 and risk_seen(pool.census(), before)
     assert asked[0] == 0 and asked.count(0) == 1  # never started over
     assert asked[2] == asked[3]  # the blocked page was asked again, on the next session
     assert len(set(asked)) == len(asked) - 1

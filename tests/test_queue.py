@@ -14,6 +14,7 @@ from models.types import utcnow
 from server.credits import MAX_CREDITS
 from server.queue import InsufficientCredits, JobQueue, Recovered, TokenBanned
 from server.tokens import TokenStore
+from tests.jobs import enqueue_job
 
 
 def _queue(engine: AsyncEngine, lease: float = 60) -> tuple[JobQueue, TokenStore]:
@@ -28,15 +29,7 @@ async def _enqueue(
 ) -> list[str]:
     ids = []
     for i in range(n):
-        job = await queue.enqueue(
-            token_id=token_id,
-            job_type="video.parse",
-            platform="douyin",
-            url=f"https://www.douyin.com/video/7{i:018d}",
-            payload={},
-            cost=cost,
-            max_attempts=max_attempts,
-        )
+        job = await enqueue_job(queue, i, token_id=token_id, cost=cost, max_attempts=max_attempts)
         ids.append(job.id)
     return ids
 

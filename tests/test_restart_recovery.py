@@ -19,6 +19,7 @@ from server.queue import JobQueue, Recovered
 from server.settings import Settings
 from server.tokens import TokenStore
 from tests.e2e import items_where, poll_job, start_app
+from tests.jobs import enqueue_job
 
 
 def test_node_id_is_stable_per_data_dir_and_name(tmp_path: Path) -> None:
@@ -53,15 +54,7 @@ async def _claimed_by(queue: JobQueue, token_id: int, owners: list[str], max_att
     """One job per owner, each claimed by that owner (a worker id)."""
     ids = []
     for n, owner in enumerate(owners):
-        await queue.enqueue(
-            token_id=token_id,
-            job_type="video.parse",
-            platform="douyin",
-            url=f"https://www.douyin.com/video/7{n:018d}",
-            payload={},
-            cost=10,
-            max_attempts=max_attempts,
-        )
+        await enqueue_job(queue, n, token_id=token_id, cost=10, max_attempts=max_attempts)
         job = await queue.claim(owner)
         assert job is not None
         ids.append(job.id)

@@ -12,6 +12,7 @@ from models.db import session_factory, writing
 from models.tables import ApiToken
 from server.queue import JobQueue, TokenBanned
 from server.tokens import TokenStore
+from tests.jobs import enqueue_job
 
 
 def _stores(engine: AsyncEngine, cache_seconds: float = 3600) -> tuple[TokenStore, JobQueue]:
@@ -21,16 +22,7 @@ def _stores(engine: AsyncEngine, cache_seconds: float = 3600) -> tuple[TokenStor
 
 
 async def _enqueue(queue: JobQueue, token_id: int, cost: int = 10) -> str:
-    job = await queue.enqueue(
-        token_id=token_id,
-        job_type="video.parse",
-        platform="douyin",
-        url="https://www.douyin.com/video/7000000000000000001",
-        payload={},
-        cost=cost,
-        max_attempts=3,
-    )
-    return job.id
+    return (await enqueue_job(queue, 1, token_id=token_id, cost=cost)).id
 
 
 async def _set_credits_behind_its_back(engine: AsyncEngine, token_id: int, credits: int) -> None:

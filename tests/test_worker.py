@@ -18,6 +18,7 @@ from server.queue import JobQueue
 from server.settings import Settings
 from server.tokens import TokenStore
 from server.worker import Worker, backoff
+from tests.jobs import enqueue_job
 
 SETTINGS = Settings(
     retry_base=timedelta(milliseconds=10),
@@ -194,15 +195,7 @@ async def test_a_database_error_while_finishing_does_not_kill_the_loop(engine: A
         async with asyncio.timeout(10):
             while failures:
                 await asyncio.sleep(0.02)
-        second = await queue.enqueue(
-            token_id=None,
-            job_type="test",
-            platform="douyin",
-            url="https://www.douyin.com/video/71234567891",
-            payload={},
-            cost=0,
-            max_attempts=3,
-        )
+        second = await enqueue_job(queue, 1, job_type="test")
         async with asyncio.timeout(10):
             while (job := await queue.get(second.id)) is not None and job.state != JobState.COMPLETED:
                 await asyncio.sleep(0.02)
@@ -225,20 +218,7 @@ async def test_a_busy_worker_claims_each_next_job_as_it_completes_the_last(engin
         return {"video_id": job.url.rsplit("/", 1)[-1]}
 
     queue, _, worker, first_id = await _setup(engine, ok)
-    rest = [
-        (
-            await queue.enqueue(
-                token_id=None,
-                job_type="test",
-                platform="douyin",
-                url=f"https://www.douyin.com/video/7{n:018d}",
-                payload={},
-                cost=0,
-                max_attempts=3,
-            )
-        ).id
-        for n in range(4)
-    ]
+    rest = [(await enqueue_job(queue, n, job_type="test")).id for n in range(4)]
     claimed_on_completion: list[str] = []
     real = queue.complete_and_claim
 

@@ -14,26 +14,18 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.db import session_factory
-from models.rows import JobRow
 from models.tables import JobState
 from server.queue import JobQueue
-
-URL = "https://www.douyin.com/video/7300000000000000001"
-
-
-async def some_job(queue: JobQueue) -> JobRow:
-    return await queue.enqueue(
-        token_id=None, job_type="video.parse", platform="douyin", url=URL, payload={}, cost=0, max_attempts=3
-    )
+from tests.jobs import enqueue_job
 
 
 async def test_writes_cancelled_at_any_point_leave_no_lock(engine: AsyncEngine) -> None:
     queue = JobQueue(session_factory(engine), lease=timedelta(seconds=30), result_ttl=timedelta(hours=1))
-    job = await some_job(queue)
+    job = await enqueue_job(queue)
     claimed = await queue.claim("w1", now=job.created_at)
     assert claimed is not None and claimed.id == job.id
     for steps in range(200):  # cancel the write after 0, 1, 2 … turns of the event loop
-        write = asyncio.ensure_future(queue.heartbeat(job.id, "w1") if steps % 2 else some_job(queue))
+        write = asyncio.ensure_future(queue.heartbeat(job.id, "w1") if steps % 2 else enqueue_job(queue))
         for _ in range(steps % 50):
             await asyncio.sleep(0)
         write.cancel()
