@@ -68,7 +68,8 @@ class FileStore:
         )
         return path
 
-    @uncancellable
+    # Not ``uncancellable``: a download cancelled at shutdown must not leave a file row that no task
+    # item records (the resumed item downloads again), so its row rolls back with the caller.
     async def register(
         self,
         downloaded: Downloaded,
