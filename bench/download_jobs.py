@@ -31,7 +31,7 @@ async def run_all(
     for platform, url in items:
         body = await (await client.post(ROUTES[kind][platform], json={"url": url}, headers=headers)).json()
         jobs.append(body["data"]["jobId"])
-    await wait_all(client, set(jobs), poll=0.25)
+    await wait_all(client, jobs, poll=0.25)
     return time.perf_counter() - start
 
 

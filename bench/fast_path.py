@@ -53,10 +53,10 @@ async def run_jobs(
 ) -> float:
     """Submit every job, poll until all ended (all must complete); the seconds it took."""
     start = time.perf_counter()
-    submitted: set[str] = set()
+    submitted: list[str] = []
     for path, body in jobs:
         answer = await (await client.post(path, json={**body, "refresh": True}, headers=headers)).json()
-        submitted.add(answer["data"]["jobId"])
+        submitted.append(answer["data"]["jobId"])
     await wait_all(client, submitted, poll=POLL_SECONDS)
     return time.perf_counter() - start
 

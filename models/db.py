@@ -47,39 +47,50 @@ def normalize_url(url: str) -> str:
 
 #: Execution option marking a session that only reads (a deferred transaction on SQLite).
 READ_ONLY = "shortvid_read_only"
+#: Execution option for work of one statement (SQLite: no BEGIN; the statement is its own transaction).
+AUTOCOMMIT = "shortvid_autocommit"
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+#: How long a connection waits on another's lock before SQLITE_BUSY (other processes: CLI, nodes).
+BUSY_TIMEOUT_MS = 30_000
+
+
+def tune_sqlite(engine: Engine, *, busy_ms: int = BUSY_TIMEOUT_MS, autocheckpoint: bool = True) -> None:
     """WAL, a busy timeout, and BEGIN IMMEDIATE.
 
     BEGIN IMMEDIATE takes the write lock when a transaction starts, so a
     transaction that reads and then writes can never fail to upgrade its lock
-    (SQLITE_BUSY) under concurrent workers; writers simply queue.
+    (SQLITE_BUSY) under concurrent workers; writers simply queue. ``autocheckpoint``
+    off: this connection's commits never run a checkpoint (someone else must).
     """
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Readers (job polling, token lookup) must not queue behind writers: WAL lets them read.
-        read_only = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        options = connection.get_execution_options()
+        if options.get(AUTOCOMMIT, False):
+            return  # each statement its own implicit read transaction: no BEGIN round trip
+        connection.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create the engine for ``url`` with settings right for its dialect."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
-        _tune_sqlite(engine)
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        tune_sqlite(engine.sync_engine)
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
@@ -159,7 +170,7 @@ class WriterTurn:
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, WriterTurn] = weakref.WeakKeyDictionary()
 
 
-def _writer_turn(engine: AsyncEngine) -> AbstractAsyncContextManager[object]:
+def writer_turn(engine: AsyncEngine) -> AbstractAsyncContextManager[object]:
     """SQLite: one writer turn per engine; PostgreSQL: nothing (its row locks do the work)."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
@@ -171,14 +182,14 @@ async def writing(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[A
     """A write transaction. On SQLite the writers of this process take turns on an asyncio lock
     instead of waiting in SQLite's busy handler, which sleeps in growing steps (up to 100 ms per try)
     and made POST p99 reach 1.6 s at 16 clients; the busy timeout still covers other processes."""
-    async with _writer_turn(sessions.kw["bind"]), sessions() as session, session.begin():
+    async with writer_turn(sessions.kw["bind"]), sessions() as session, session.begin():
         yield session
 
 
 @asynccontextmanager
 async def writing_core(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """``writing`` for SQLAlchemy Core on the hot path: a connection, no ORM session around it."""
-    async with _writer_turn(engine), engine.begin() as connection:
+    async with writer_turn(engine), engine.begin() as connection:
         yield connection
 
 

@@ -2,19 +2,17 @@
 
 Building a SQLModel ``Job`` from a row costs an ORM instance (instrumented attributes, identity
 state); the worker and the poll route only read the columns, so they get a frozen dataclass read
-straight from a SQLAlchemy Core row. ``as_model`` makes the ``Job`` a job handler is typed to take.
+straight from a SQLAlchemy Core row; job handlers take it too.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Table
 from sqlmodel import SQLModel
-
-from models.tables import Job
 
 JOBS: Table = SQLModel.metadata.tables["jobs"]
 
@@ -57,10 +55,6 @@ class JobRow:
     def columns(self) -> dict[str, Any]:
         """Column name to value (an INSERT's values)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def as_model(self) -> Job:
-        """A detached ``Job`` with these values (what job handlers are typed to take)."""
-        return Job(**asdict(self))
 
 
 #: Every column, in the row type's order (a new column must be added to both: a test checks it).

@@ -6,12 +6,17 @@ not cooling down (of those, the one whose pacing lets it go soonest), retires an
 replaces worn-out ones, and turns Playwright's
 exceptions into our typed errors in one place, so extractors only ever see
 ``scraper.errors``.
+
+It keeps counters a monitor reads (``blocks`` by error code, ``relaunched`` by reason, ``retired``
+by reason), and tells whoever listens which sessions a piece of work leased (``LEASED`` /
+``current_session``), so log lines can name the identity without the scraper knowing about logs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import itertools
 import logging
 import time
@@ -25,9 +30,22 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from scraper.config import BrowserSettings
 from scraper.errors import BrowserCrashed, NetworkError, ScraperError, ScrapeTimeout
+from scraper.outcome import Outcome, outcome_of
 from scraper.session import Session, SessionState
 
 log = logging.getLogger(__name__)
+
+#: The ids of the sessions leased in this context, oldest first, when a caller set a list here (a
+#: job runner does, and the tasks it starts share that list); None: nobody is listening.
+LEASED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("scraper_leased", default=None)
+_CURRENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("scraper_session", default=None)
+
+
+def current_session() -> str | None:
+    """The session this task holds now, else the last one its work leased; None if neither."""
+    leased = LEASED.get()
+    return _CURRENT.get() or (leased[-1] if leased else None)
+
 
 _CRASH_MARKERS = ("Target closed", "has been closed", "Browser closed", "crashed", "Connection closed")
 _NETWORK_MARKERS = ("net::ERR_", "NS_ERROR")
@@ -63,6 +81,10 @@ class BrowserPool:
         self._launched_at = 0.0
         self._pages_this_browser = 0
         self.retired: collections.Counter[str] = collections.Counter()
+        #: Risk answers (``Outcome.RISK``) raised out of a lease, by error code.
+        self.blocks: collections.Counter[str] = collections.Counter()
+        #: Browser relaunches by reason: ``died`` (disconnected) or ``rollover`` (page budget).
+        self.relaunched: collections.Counter[str] = collections.Counter()
         self.relaunches = 0
         self.leases = 0
 
@@ -133,8 +155,10 @@ class BrowserPool:
             if self.browser_alive and self._browser is not None:
                 log.info("browser rolled over after %d pages", self._pages_this_browser)
                 self._old_browsers.append(self._browser)  # closed once its last session is gone
+                reason = "rollover"
             else:
                 log.warning("browser is gone; relaunching")
+                reason = "died"
                 if self._browser is not None:
                     try:
                         await self._browser.close()
@@ -142,6 +166,7 @@ class BrowserPool:
                         log.debug("closing dead browser failed", exc_info=True)
             await self._launch()
             self.relaunches += 1
+            self.relaunched[reason] += 1
 
     async def _replace(self, session: Session) -> Session:
         """Close a retired or stale session and make a fresh identity in the current browser."""
@@ -219,6 +244,7 @@ class BrowserPool:
         once it can; without one, the first free session (its requests still wait for tokens).
         """
         session = await self._take(family)
+        outer = _CURRENT.get()  # a lease inside a lease gives the outer one back on exit
         try:
             await self._ensure_browser()
             if self._stale(session):
@@ -227,10 +253,13 @@ class BrowserPool:
                 self._busy.add(session)
             session.uses += 1
             self.leases += 1
+            self._note_lease(session)
             try:
                 yield session
             except ScraperError as exc:
                 session.record(exc)
+                if outcome_of(exc) is Outcome.RISK:
+                    self.blocks[exc.code] += 1
                 raise
             except PlaywrightError as exc:
                 error = translate_playwright_error(exc)
@@ -239,6 +268,7 @@ class BrowserPool:
             else:
                 session.record(None)
         finally:
+            _CURRENT.set(outer)
             if self._stale(session):
                 self._busy.discard(session)
                 try:
@@ -247,6 +277,13 @@ class BrowserPool:
                     log.debug("could not replace a retired session now", exc_info=True)
                 self._busy.add(session)
             await self._give_back(session)
+
+    @staticmethod
+    def _note_lease(session: Session) -> None:
+        _CURRENT.set(session.id)
+        leased = LEASED.get()
+        if leased is not None:
+            leased.append(session.id)
 
     # ---- upkeep -----------------------------------------------------------------------------
 
@@ -282,6 +319,7 @@ class BrowserPool:
                 **{state.value: by_state.get(state.value, 0) for state in SessionState},
             },
             "retired": dict(self.retired),
+            "blocks": dict(self.blocks),
             "leases": self.leases,
             "relaunches": self.relaunches,
             "detail": [

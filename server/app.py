@@ -12,6 +12,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from models.db import make_engine, session_factory, upgrade_schema
+from models.transactions import dispose_engine
 from scraper.config import BrowserSettings, load_browser_settings
 from scraper.pool import BrowserPool
 from server.auth import RATE_LIMITER, RateLimiter
@@ -20,10 +21,11 @@ from server.connections import CONNECTIONS, ConnectionLimits, ConnectionRegistry
 from server.files import FileStore
 from server.keys import ENGINE, FILES, POOL, QUEUE, SETTINGS, TASKS, TOKENS, WAKEUP
 from server.media import JobContext
-from server.middleware import json_errors
+from server.metrics import METRICS, Metrics
+from server.middleware import json_errors, request_metrics
 from server.node import Node, take_back_orphans
 from server.queue import JobQueue
-from server.routes import admin, files, health, jobs, tasks
+from server.routes import admin, files, health, jobs, metrics, tasks
 from server.scheduler import build_scheduler
 from server.settings import Settings
 from server.tasks import TaskStore
@@ -53,9 +55,10 @@ def create_app(
 ) -> web.Application:
     """Build the app; nothing is opened until the app starts (``cleanup_ctx``)."""
     app = web.Application(
-        middlewares=[request_deadline, json_errors], client_max_size=settings.max_body_bytes
+        middlewares=[request_deadline, request_metrics, json_errors], client_max_size=settings.max_body_bytes
     )
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
     app[CONNECTIONS] = ConnectionRegistry(
         ConnectionLimits(
             header_timeout=settings.header_timeout.total_seconds(),
@@ -70,6 +73,7 @@ def create_app(
     admin.add_routes(app)
     tasks.add_routes(app)
     files.add_routes(app)
+    metrics.add_routes(app)
     app.cleanup_ctx.append(_database(on_first_token))
     if settings.role != "api":
         if settings.offline:
@@ -98,7 +102,7 @@ def _database(on_first_token: FirstTokenCallback) -> Callable[[web.Application],
         if first is not None:  # shown only once it is committed
             on_first_token(*first)
         yield
-        await engine.dispose()
+        await dispose_engine(engine)
 
     return ctx
 
@@ -155,6 +159,7 @@ def _make_workers(app: web.Application, node: Node) -> list[Worker]:
             wakeup=app[WAKEUP],
             name=node.worker_id(n),
             coalescer=coalescer,
+            metrics=app[METRICS],
         )
         for n in range(settings.workers)
     ]

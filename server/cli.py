@@ -16,7 +16,8 @@ from typing import Any
 
 from scraper.config import BrowserSettings, load_browser_settings
 from scraper.errors import ScraperError
-from server.settings import Settings, settings_from_env
+from server.logs import configure_logging
+from server.settings import Settings, log_format_from_env, settings_from_env
 
 
 def _print_json(data: Any) -> None:
@@ -84,6 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 @asynccontextmanager
 async def _token_store(settings: Settings) -> AsyncIterator[Any]:
     from models.db import create_schema, make_engine, session_factory
+    from models.transactions import dispose_engine
     from server.tokens import TokenStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +94,7 @@ async def _token_store(settings: Settings) -> AsyncIterator[Any]:
         await create_schema(engine)
         yield TokenStore(session_factory(engine))
     finally:
-        await engine.dispose()
+        await dispose_engine(engine)
 
 
 async def _token_command(args: argparse.Namespace) -> int:
@@ -441,10 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    try:
+        log_format = log_format_from_env()
+    except ValueError as exc:
+        return _fail(str(exc))
+    configure_logging(
+        log_format, level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING
     )
     try:
         return int(args.func(args) or 0)

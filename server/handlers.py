@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from models.tables import DownloadItem, ItemState, Job, StoredFile
+from models.rows import JobRow
+from models.tables import DownloadItem, ItemState, StoredFile
 from scraper.channel import ChannelQuery
 from scraper.errors import ScraperError, Unavailable
 from scraper.pacing import ITEM
@@ -20,7 +21,8 @@ from server.media import JobContext, download_result, fetch_media
 
 log = logging.getLogger(__name__)
 
-JobHandler = Callable[[JobContext, Job], Awaitable[dict[str, Any]]]
+#: Handlers read the job's row as claimed (a frozen ``JobRow``, no ORM instance to build per job).
+JobHandler = Callable[[JobContext, JobRow], Awaitable[dict[str, Any]]]
 
 
 def channel_query(payload: dict[str, Any]) -> ChannelQuery:
@@ -29,15 +31,15 @@ def channel_query(payload: dict[str, Any]) -> ChannelQuery:
     return ChannelQuery(count=int(payload["count"]), since=datetime.fromisoformat(since) if since else None)
 
 
-async def video_parse(ctx: JobContext, job: Job) -> dict[str, Any]:
+async def video_parse(ctx: JobContext, job: JobRow) -> dict[str, Any]:
     return await parse_video(ctx.pool, classify(job.url))
 
 
-async def channel_videos(ctx: JobContext, job: Job) -> dict[str, Any]:
+async def channel_videos(ctx: JobContext, job: JobRow) -> dict[str, Any]:
     return await list_videos(ctx.pool, classify(job.url), channel_query(job.payload))
 
 
-async def video_download(ctx: JobContext, job: Job) -> dict[str, Any]:
+async def video_download(ctx: JobContext, job: JobRow) -> dict[str, Any]:
     """Parse and download in one session lease, so the media request carries the parse's cookies."""
     parsed, attempts = classify(job.url), ItemJob()
 
@@ -48,7 +50,7 @@ async def video_download(ctx: JobContext, job: Job) -> dict[str, Any]:
     return await in_fresh_sessions(ctx.pool, work, family=ITEM)
 
 
-async def channel_download(ctx: JobContext, job: Job) -> dict[str, Any]:
+async def channel_download(ctx: JobContext, job: JobRow) -> dict[str, Any]:
     """List the channel once, then download each post not yet done, a few at a time.
 
     A resumed task (restart, dead worker) finds its items and skips the finished ones.
@@ -71,7 +73,7 @@ async def channel_download(ctx: JobContext, job: Job) -> dict[str, Any]:
     return {"total": counts.total, "done": counts.done, "failed": counts.failed}
 
 
-async def _download_item(ctx: JobContext, job: Job, item: DownloadItem) -> None:
+async def _download_item(ctx: JobContext, job: JobRow, item: DownloadItem) -> None:
     """One post: parse and download in one session lease; blocks retry on fresh sessions."""
     assert item.id is not None
     parsed, attempts = classify(item.url), ItemJob()

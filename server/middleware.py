@@ -1,4 +1,5 @@
-"""The JSON error middleware: every error leaves in the vendor's envelope, never with a stack trace."""
+"""Middlewares: every error leaves in the vendor's envelope, never with a stack trace; every answer
+is counted by route template and status."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from server.error_map import ApiError
+from server.metrics import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,34 @@ _HTTP_MESSAGES = {
 
 def error_body(message: str) -> dict[str, object]:
     return {"success": False, "error": message}
+
+
+#: The route label of a request no route matched (404, 405): one value, whatever the path was.
+UNMATCHED = "unmatched"
+
+
+def route_label(request: web.Request) -> str:
+    """The matched route's template (``/api/job/{job_id}``), never the raw path: raw paths are unbounded."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED
+
+
+@web.middleware
+async def request_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count the answer, placed outside ``json_errors`` so it sees the status the client gets."""
+    metrics = request.app.get(METRICS)
+    if metrics is None:
+        return await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects and others that json_errors lets through
+        metrics.request(request.method, route_label(request), exc.status)
+        raise
+    except Exception:
+        metrics.request(request.method, route_label(request), 500)
+        raise
+    metrics.request(request.method, route_label(request), response.status)
+    return response
 
 
 @web.middleware

@@ -10,6 +10,7 @@ transition out of ``active`` also ends the job's lead of its dedupe key
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -30,13 +31,16 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.elements import ClauseElement
 from sqlmodel import col
 
-from models.db import read_only, uncancellable, writing_core
+from models.db import uncancellable
 from models.rows import JOB_COLUMNS, JOBS, JobRow
 from models.tables import ApiToken, Job, JobState
+from models.transactions import transactions
 from models.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -89,22 +93,108 @@ _JOBS = JOBS
 _BY_ID = select(*JOB_COLUMNS).where(_JOBS.c.id == bindparam("job_id"))
 
 
-def _fresh_scrape(jobs: FromClause, dedupe_key: str, since: datetime) -> ColumnElement[bool]:
-    """A job of ``jobs`` that scraped this key itself (not a copy) and completed at or after ``since``."""
+# The hot statements are built once, bound by parameters: building them per call (an alias's
+# column proxies above all) cost more CPU than running them (py-spy of ``bench.api_overhead``).
+
+
+def _fresh_scrape(jobs: FromClause) -> ColumnElement[bool]:
+    """A job of ``jobs`` that scraped ``:key`` itself (not a copy), completed since ``:since``."""
     return and_(
-        jobs.c.dedupe_key == dedupe_key,
+        jobs.c.dedupe_key == bindparam("key"),
         jobs.c.state == JobState.COMPLETED,
         jobs.c.shared == False,  # noqa: E712
-        jobs.c.finished_at >= since,
+        jobs.c.finished_at >= bindparam("since"),
         jobs.c.result_expired == False,  # noqa: E712
     )
+
+
+_CHARGE = (
+    update(ApiToken)
+    .where(
+        col(ApiToken.id) == bindparam("token"),
+        col(ApiToken.banned) == False,  # noqa: E712
+        (col(ApiToken.unlimited) == True) | (col(ApiToken.credits) >= bindparam("cost")),  # noqa: E712
+    )
+    .values(
+        credits=case((col(ApiToken.unlimited), ApiToken.credits), else_=ApiToken.credits - bindparam("cost")),
+        last_used_at=bindparam("at"),
+    )
+    .returning(col(ApiToken.unlimited))
+)
+_BALANCE = select(col(ApiToken.credits), col(ApiToken.banned)).where(col(ApiToken.id) == bindparam("token"))
+_DUE = (
+    select(_JOBS.c.id)
+    .where(_JOBS.c.state.in_(JobState.CLAIMABLE), _JOBS.c.run_at <= bindparam("at"))
+    .order_by(_JOBS.c.run_at, _JOBS.c.created_at)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_CLAIM = (
+    update(_JOBS)
+    .where(_JOBS.c.id == _DUE, _JOBS.c.state.in_(JobState.CLAIMABLE))
+    .values(
+        state=JobState.ACTIVE,
+        worker_id=bindparam("claimer"),
+        locked_until=bindparam("lease_until"),
+        attempts=_JOBS.c.attempts + 1,
+        started_at=func.coalesce(_JOBS.c.started_at, bindparam("at")),
+        updated_at=bindparam("at"),
+    )
+    .returning(*JOB_COLUMNS)
+)
+_OTHER = _JOBS.alias("other")
+_LEAD = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id == bindparam("job_id"),
+        _JOBS.c.worker_id == bindparam("owner"),
+        _JOBS.c.state == JobState.ACTIVE,
+        ~select(_OTHER.c.id)
+        .where(
+            or_(
+                and_(_OTHER.c.dedupe_key == bindparam("key"), _OTHER.c.leads),
+                _fresh_scrape(_OTHER),
+            )
+        )
+        .exists(),
+    )
+    .values(leads=True)
+    .returning(_JOBS.c.id)
+)
+_RECENT_RESULT = (
+    select(_JOBS.c.result).where(_fresh_scrape(_JOBS)).order_by(_JOBS.c.finished_at.desc()).limit(1)
+)
+_FAILED_SINCE = (
+    select(*JOB_COLUMNS)
+    .where(
+        _JOBS.c.dedupe_key == bindparam("key"),
+        _JOBS.c.state == JobState.FAILED,
+        _JOBS.c.finished_at >= bindparam("since"),
+    )
+    .order_by(_JOBS.c.finished_at.desc())
+    .limit(1)
+)
+_LEADER = select(_JOBS.c.id).where(_JOBS.c.dedupe_key == bindparam("key"), _JOBS.c.leads)
+_INSERT = insert(_JOBS)
+_OWNED = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id == bindparam("job_id"),
+        _JOBS.c.worker_id == bindparam("owner"),
+        _JOBS.c.state == JobState.ACTIVE,
+    )
+    .returning(_JOBS.c.id)
+)
 
 
 class JobQueue:
     """Queue operations; safe for many workers in many processes on SQLite and PostgreSQL.
 
     Every statement is SQLAlchemy Core on a plain connection (no ORM session, no identity map):
-    the ORM cost several times the CPU of the same SQL on the path of every request and job.
+    the ORM cost several times the CPU of the same SQL on the path of every request and job. Each
+    operation is one synchronous transaction function handed whole to ``models.transactions``
+    (one thread hop per transaction on SQLite instead of one per statement).
     """
 
     #: Orphaned jobs read per query during recovery (memory bound, not a cap on a run).
@@ -118,8 +208,7 @@ class JobQueue:
         result_ttl: timedelta,
     ) -> None:
         engine: AsyncEngine = sessions.kw["bind"]
-        self._engine = engine
-        self._reads = read_only(engine)
+        self._tx = transactions(engine)
         self.lease = lease
         self.result_ttl = result_ttl
 
@@ -138,10 +227,11 @@ class JobQueue:
     ) -> JobRow:
         """Charge the token and insert the job in one transaction (no overdraft under concurrency)."""
         now = utcnow()
-        async with writing_core(self._engine) as connection:
+
+        def insert_job(connection: Connection) -> JobRow:
             charged = 0
             if token_id is not None:
-                charged = await self._charge(connection, token_id, cost)
+                charged = self._charge(connection, token_id, cost)
             job = JobRow(
                 id=str(uuid.uuid4()),
                 type=job_type,
@@ -169,34 +259,18 @@ class JobQueue:
                 leads=False,
                 shared=False,
             )
-            await connection.execute(insert(_JOBS).values(job.columns()))
-        return job
+            connection.execute(_INSERT, job.columns())
+            return job
+
+        return await self._tx.write(insert_job)
 
     @staticmethod
-    async def _charge(session: AsyncConnection, token_id: int, cost: int) -> int:
+    def _charge(session: Connection, token_id: int, cost: int) -> int:
         """Take ``cost`` credits in one conditional UPDATE; returns what was charged (0 if unlimited)."""
-        row = (
-            await session.execute(
-                update(ApiToken)
-                .where(
-                    col(ApiToken.id) == token_id,
-                    col(ApiToken.banned) == False,  # noqa: E712
-                    (col(ApiToken.unlimited) == True) | (col(ApiToken.credits) >= cost),  # noqa: E712
-                )
-                .values(
-                    credits=case((col(ApiToken.unlimited), ApiToken.credits), else_=ApiToken.credits - cost),
-                    last_used_at=utcnow(),
-                )
-                .returning(col(ApiToken.unlimited))
-            )
-        ).first()
+        row = session.execute(_CHARGE, {"token": token_id, "cost": cost, "at": utcnow()}).first()
         if row is not None:
             return 0 if row[0] else cost
-        current = (
-            await session.execute(
-                select(col(ApiToken.credits), col(ApiToken.banned)).where(col(ApiToken.id) == token_id)
-            )
-        ).first()
+        current = session.execute(_BALANCE, {"token": token_id}).first()
         if current is None:
             raise TokenGone()
         if current[1]:
@@ -212,33 +286,14 @@ class JobQueue:
         single writer serialises the UPDATE, and the repeated state guard makes a
         second claimer of the same row match nothing.
         """
-        async with writing_core(self._engine) as connection:
-            return await self._claim(connection, worker_id, now or utcnow())
+        at = now or utcnow()
+        return await self._tx.write(
+            lambda connection: self._claim(connection, worker_id, at), one_statement=True
+        )
 
-    async def _claim(self, connection: AsyncConnection, worker_id: str, now: datetime) -> JobRow | None:
-        due = (
-            select(col(Job.id))
-            .where(_CLAIMABLE, col(Job.run_at) <= now)
-            .order_by(col(Job.run_at), col(Job.created_at))
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        statement = (
-            update(_JOBS)
-            .where(_JOBS.c.id == due, _CLAIMABLE)
-            .values(
-                state=JobState.ACTIVE,
-                worker_id=worker_id,
-                locked_until=now + self.lease,
-                attempts=_JOBS.c.attempts + 1,
-                started_at=func.coalesce(_JOBS.c.started_at, now),
-                updated_at=now,
-            )
-            .returning(*JOB_COLUMNS)
-        )
-        row = (await connection.execute(statement)).first()
-        return JobRow.of(row) if row is not None else None
+    def _claim(self, connection: Connection, worker_id: str, now: datetime) -> JobRow | None:
+        parameters = {"claimer": worker_id, "lease_until": now + self.lease, "at": now}
+        return _one_row(connection, _CLAIM, parameters)
 
     async def heartbeat(self, job_id: str, worker_id: str) -> bool:
         """Extend the lease; False means the lease was lost and the worker must stop."""
@@ -250,8 +305,10 @@ class JobQueue:
         self, job_id: str, worker_id: str, result: dict[str, Any], *, shared: bool = False
     ) -> bool:
         """Record the result (``shared``: copied from another job's scrape) and end any lead."""
-        async with writing_core(self._engine) as connection:
-            return await self._complete(connection, job_id, worker_id, result, shared, utcnow())
+        now = utcnow()
+        return await self._tx.write(
+            lambda connection: self._complete(connection, job_id, worker_id, result, shared, now)
+        )
 
     @uncancellable
     async def complete_and_claim(
@@ -261,21 +318,24 @@ class JobQueue:
         one writer turn (SQLite) and one commit instead of two per job. The claim is the same
         guarded UPDATE as ``claim``'s, so it is as exclusive; a lost lease claims nothing."""
         now = utcnow()
-        async with writing_core(self._engine) as connection:
-            if not await self._complete(connection, job_id, worker_id, result, shared, now):
-                return False, None
-            return True, await self._claim(connection, worker_id, now)
 
-    async def _complete(
+        def complete_then_claim(connection: Connection) -> tuple[bool, JobRow | None]:
+            if not self._complete(connection, job_id, worker_id, result, shared, now):
+                return False, None
+            return True, self._claim(connection, worker_id, now)
+
+        return await self._tx.write(complete_then_claim)
+
+    def _complete(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         job_id: str,
         worker_id: str,
         result: dict[str, Any],
         shared: bool,
         now: datetime,
     ) -> bool:
-        return await self._owned(
+        return self._owned(
             connection,
             job_id,
             worker_id,
@@ -328,21 +388,22 @@ class JobQueue:
     async def fail(self, job_id: str, worker_id: str, *, error: str, code: str) -> bool:
         """Fail the job and refund its credits, if this worker still owns it."""
         now = utcnow()
-        async with writing_core(self._engine) as session:
-            rows = (
-                await session.execute(
-                    update(Job)
-                    .where(
-                        col(Job.id) == job_id,
-                        col(Job.worker_id) == worker_id,
-                        col(Job.state) == JobState.ACTIVE,
-                    )
-                    .values(**self._failed_values(now, error, code))
-                    .returning(col(Job.token_id), col(Job.cost))
+
+        def fail_and_refund(connection: Connection) -> bool:
+            rows = connection.execute(
+                update(Job)
+                .where(
+                    col(Job.id) == job_id,
+                    col(Job.worker_id) == worker_id,
+                    col(Job.state) == JobState.ACTIVE,
                 )
+                .values(**self._failed_values(now, error, code))
+                .returning(col(Job.token_id), col(Job.cost))
             ).all()
-            await self._refund(session, rows)
-        return bool(rows)
+            self._refund(connection, rows)
+            return bool(rows)
+
+        return await self._tx.write(fail_and_refund)
 
     async def recover_expired(self, *, now: datetime | None = None) -> Recovered:
         """Take up jobs whose worker died (lease expired): requeue, or fail and refund when out of attempts.
@@ -391,14 +452,13 @@ class JobQueue:
         """Ids of the orphaned jobs in bounded batches (keyset by id, so skipped jobs do not repeat)."""
         after = ""
         while True:
-            async with self._reads.connect() as session:
-                batch = (
-                    select(col(Job.id))
-                    .where(orphaned, col(Job.id) > after)
-                    .order_by(col(Job.id))
-                    .limit(self.recover_batch)
-                )
-                ids = (await session.scalars(batch)).all()
+            batch = (
+                select(col(Job.id))
+                .where(orphaned, col(Job.id) > after)
+                .order_by(col(Job.id))
+                .limit(self.recover_batch)
+            )
+            ids = await self._tx.read(functools.partial(_ids, statement=batch))
             for job_id in ids:
                 yield job_id
             if len(ids) < self.recover_batch:
@@ -412,70 +472,64 @@ class JobQueue:
         """Fail and refund, or requeue, one job; each UPDATE repeats the guard, so of two nodes
         recovering at once only one moves the job (and refunds it). None: someone else did."""
         mine = and_(col(Job.id) == job_id, orphaned)
-        async with writing_core(self._engine) as session:
-            failed = (
-                await session.execute(
-                    update(Job)
-                    .where(mine, col(Job.attempts) >= Job.max_attempts)
-                    .values(**self._failed_values(now, _LOST, "lost"))
-                    .returning(col(Job.token_id), col(Job.cost))
-                )
+        error, code = retry
+
+        def fail_or_requeue(connection: Connection) -> str | None:
+            failed = connection.execute(
+                update(Job)
+                .where(mine, col(Job.attempts) >= Job.max_attempts)
+                .values(**self._failed_values(now, _LOST, "lost"))
+                .returning(col(Job.token_id), col(Job.cost))
             ).all()
             if failed:
-                await self._refund(session, failed)
+                self._refund(connection, failed)
                 return "failed"
-            error, code = retry
-            requeued = (
-                await session.execute(
-                    update(Job)
-                    .where(mine)
-                    .values(
-                        state=JobState.DELAYED,
-                        leads=False,
-                        worker_id=None,
-                        locked_until=None,
-                        run_at=now,
-                        error=error,
-                        error_code=code,
-                        updated_at=now,
-                    )
-                    .returning(col(Job.id))
+            requeued = connection.execute(
+                update(Job)
+                .where(mine)
+                .values(
+                    state=JobState.DELAYED,
+                    leads=False,
+                    worker_id=None,
+                    locked_until=None,
+                    run_at=now,
+                    error=error,
+                    error_code=code,
+                    updated_at=now,
                 )
+                .returning(col(Job.id))
             ).all()
-        return "requeued" if requeued else None
+            return "requeued" if requeued else None
+
+        return await self._tx.write(fail_or_requeue)
 
     @uncancellable
     async def expire_results(self, *, now: datetime | None = None) -> int:
         """Drop results past their TTL; the row stays so the API can say the result expired."""
         now = now or utcnow()
-        async with writing_core(self._engine) as session:
-            rows = (
-                await session.execute(
-                    update(Job)
-                    .where(
-                        col(Job.state).in_(JobState.FINISHED),
-                        col(Job.result_expires_at) < now,
-                        col(Job.result_expired) == False,  # noqa: E712
-                    )
-                    .values(result=None, result_expired=True, payload={}, updated_at=now)
-                    .returning(col(Job.id))
-                )
-            ).all()
-        return len(rows)
+        statement = (
+            update(Job)
+            .where(
+                col(Job.state).in_(JobState.FINISHED),
+                col(Job.result_expires_at) < now,
+                col(Job.result_expired) == False,  # noqa: E712
+            )
+            .values(result=None, result_expired=True, payload={}, updated_at=now)
+            .returning(col(Job.id))
+        )
+        return await self._tx.write(
+            lambda connection: len(connection.execute(statement).all()), one_statement=True
+        )
 
     async def recent_result(self, dedupe_key: str, *, since: datetime) -> dict[str, Any] | None:
         """The result of the newest scrape with this key completed at or after ``since`` (any node).
 
         Only scrapes count, not copies of them (``shared``), so reuse never outlives the TTL."""
-        async with self._reads.connect() as session:
-            return (
-                await session.execute(
-                    select(col(Job.result))
-                    .where(_fresh_scrape(_JOBS, dedupe_key, since))
-                    .order_by(col(Job.finished_at).desc())
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
+        parameters = {"key": dedupe_key, "since": since}
+        result: dict[str, Any] | None = await self._tx.read(
+            lambda connection: connection.execute(_RECENT_RESULT, parameters).scalar_one_or_none()
+        )
+        return result
 
     @uncancellable
     async def lead(self, job_id: str, worker_id: str, dedupe_key: str, *, fresh_since: datetime) -> bool:
@@ -486,71 +540,34 @@ class JobQueue:
         the unique partial index ``ux_jobs_leader`` refuses a second leader whose UPDATE raced past
         the guard (PostgreSQL blocks it on the first one's row, then raises).
         """
-        other = _JOBS.alias("other")
-        taken = (
-            select(other.c.id)
-            .where(
-                or_(
-                    and_(other.c.dedupe_key == dedupe_key, other.c.leads),
-                    _fresh_scrape(other, dedupe_key, fresh_since),
-                )
-            )
-            .exists()
-        )
-        statement = (
-            update(_JOBS)
-            .where(
-                _JOBS.c.id == job_id,
-                _JOBS.c.worker_id == worker_id,
-                _JOBS.c.state == JobState.ACTIVE,
-                ~taken,
-            )
-            .values(leads=True)
-            .returning(_JOBS.c.id)
-        )
+        parameters = {"job_id": job_id, "owner": worker_id, "key": dedupe_key, "since": fresh_since}
         try:
-            async with writing_core(self._engine) as session:
-                return (await session.execute(statement)).first() is not None
+            return await self._tx.write(
+                lambda connection: connection.execute(_LEAD, parameters).first() is not None,
+                one_statement=True,
+            )
         except IntegrityError:
             return False
 
     async def failed_since(self, dedupe_key: str, since: datetime) -> JobRow | None:
         """The newest job of this key that failed at or after ``since`` (a leader this one saw end)."""
-        async with self._reads.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(_JOBS)
-                    .where(
-                        _JOBS.c.dedupe_key == dedupe_key,
-                        _JOBS.c.state == JobState.FAILED,
-                        _JOBS.c.finished_at >= since,
-                    )
-                    .order_by(_JOBS.c.finished_at.desc())
-                    .limit(1)
-                )
-            ).first()
-        return JobRow.of(row) if row is not None else None
+        parameters = {"key": dedupe_key, "since": since}
+        return await self._tx.read(lambda connection: _one_row(connection, _FAILED_SINCE, parameters))
 
     async def leader(self, dedupe_key: str) -> str | None:
         """The id of the job now scraping for this key, if any."""
-        async with self._reads.connect() as session:
-            return (
-                await session.execute(
-                    select(_JOBS.c.id).where(_JOBS.c.dedupe_key == dedupe_key, _JOBS.c.leads)
-                )
-            ).scalar_one_or_none()
+        leader: str | None = await self._tx.read(
+            lambda connection: connection.execute(_LEADER, {"key": dedupe_key}).scalar_one_or_none()
+        )
+        return leader
 
     async def get(self, job_id: str) -> JobRow | None:
         """The job as stored now (the poll route's read: one Core SELECT, no ORM)."""
-        async with self._reads.connect() as connection:
-            row = (await connection.execute(_BY_ID, {"job_id": job_id})).first()
-        return JobRow.of(row) if row is not None else None
+        return await self._tx.read(lambda connection: _one_row(connection, _BY_ID, {"job_id": job_id}))
 
     async def counts(self) -> QueueCounts:
-        async with self._reads.connect() as session:
-            rows = (
-                await session.execute(select(col(Job.state), func.count()).group_by(col(Job.state)))
-            ).all()
+        statement = select(col(Job.state), func.count()).group_by(col(Job.state))
+        rows = await self._tx.read(lambda connection: connection.execute(statement).all())
         return QueueCounts({str(state): int(n) for state, n in rows})
 
     def _failed_values(self, now: datetime, error: str, code: str) -> dict[str, Any]:
@@ -567,27 +584,41 @@ class JobQueue:
 
     @uncancellable
     async def _owned_update(self, job_id: str, owner: str, **values: Any) -> bool:
-        async with writing_core(self._engine) as connection:
-            return await self._owned(connection, job_id, owner, **values)
-
-    @staticmethod
-    async def _owned(connection: AsyncConnection, job_id: str, owner: str, **values: Any) -> bool:
-        """One UPDATE fenced by the owner and the ``active`` state; False: the lease was lost."""
-        statement: Update = (
-            update(_JOBS)
-            .where(_JOBS.c.id == job_id, _JOBS.c.worker_id == owner, _JOBS.c.state == JobState.ACTIVE)
-            .values(**values)
-            .returning(_JOBS.c.id)
+        return await self._tx.write(
+            lambda connection: self._owned(connection, job_id, owner, **values), one_statement=True
         )
-        return (await connection.execute(statement)).first() is not None
 
     @staticmethod
-    async def _refund(session: AsyncConnection, rows: Sequence[Any]) -> None:
+    def _owned(connection: Connection, job_id: str, owner: str, **values: Any) -> bool:
+        """One UPDATE fenced by the owner and the ``active`` state; False: the lease was lost.
+
+        Plain values are bound as parameters of one prebuilt statement (the SET clause follows
+        their names); SQL expressions (``attempts - 1``) need a statement of their own."""
+        expressions = {name: value for name, value in values.items() if isinstance(value, ClauseElement)}
+        statement: Update = _OWNED.values(**expressions) if expressions else _OWNED
+        plain = {name: value for name, value in values.items() if name not in expressions}
+        return connection.execute(statement, {"job_id": job_id, "owner": owner, **plain}).first() is not None
+
+    @staticmethod
+    def _refund(session: Connection, rows: Sequence[Any]) -> None:
         """Give back what failed jobs charged (unlimited tokens were charged 0)."""
         for token_id, cost in rows:
             if token_id is not None and cost:
-                await session.execute(
+                session.execute(
                     update(ApiToken)
                     .where(col(ApiToken.id) == token_id)
                     .values(credits=ApiToken.credits + cost)
                 )
+
+
+def _one_row(
+    connection: Connection, statement: Any, parameters: dict[str, Any] | None = None
+) -> JobRow | None:
+    """The first row of a SELECT over ``JOB_COLUMNS`` as a ``JobRow``, or None."""
+    row = connection.execute(statement, parameters).first()
+    return JobRow.of(row) if row is not None else None
+
+
+def _ids(connection: Connection, statement: Any) -> Sequence[str]:
+    ids: Sequence[str] = connection.scalars(statement).all()
+    return ids

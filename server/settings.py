@@ -13,6 +13,10 @@ from scraper.config import load_cache_settings
 from scraper.since import DEFAULT_TIMEZONES
 
 Role = Literal["all", "api", "worker"]
+#: Who may read ``GET /metrics``: an admin token; anyone on loopback (others need an admin token); anyone.
+MetricsAuth = Literal["admin", "loopback", "open"]
+#: ``json``: one JSON object a line; ``text``: readable ``key=value`` lines.
+LogFormat = Literal["json", "text"]
 
 #: Credits per job type (vendor defaults).
 DEFAULT_COSTS: dict[str, int] = {
@@ -67,6 +71,8 @@ class Settings:
     cache: bool = True
     cache_ttl_item: timedelta = timedelta(minutes=5)
     cache_ttl_listing: timedelta = timedelta(minutes=1)
+    metrics_auth: MetricsAuth = "admin"
+    log_format: LogFormat = "text"
 
     def __post_init__(self) -> None:
         if self.heartbeat >= self.lease:
@@ -112,6 +118,19 @@ class Settings:
 def _seconds(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
     raw = env.get(name)
     return timedelta(seconds=float(raw)) if raw else default
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise ValueError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, not {value!r}")
+    return value
+
+
+def log_format_from_env(env: Mapping[str, str] | None = None) -> LogFormat:
+    """``SHORTVID_LOG_FORMAT`` alone: the CLI sets up logging before (and without) the other settings."""
+    env = os.environ if env is None else env
+    return cast(LogFormat, _choice(env, "SHORTVID_LOG_FORMAT", ("json", "text"), "text"))
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
@@ -167,4 +186,9 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         cache=cache.enabled,
         cache_ttl_item=timedelta(seconds=cache.item_ttl),
         cache_ttl_listing=timedelta(seconds=cache.listing_ttl),
+        metrics_auth=cast(
+            MetricsAuth,
+            _choice(env, "SHORTVID_METRICS_AUTH", ("admin", "loopback", "open"), base.metrics_auth),
+        ),
+        log_format=log_format_from_env(env),
     )

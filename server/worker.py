@@ -2,6 +2,10 @@
 
 A completed job's UPDATE and the claim of the next job share one transaction (``complete_and_claim``),
 so a busy worker spends one database write per job on its bookkeeping, not two.
+
+Every line logged while a job runs (here, in the handler, deep in the scraper) carries the job's id,
+type and attempt (``server.logs.job_context``) and the browser session it leased; outcomes are
+counted in the app's metrics (``server.metrics``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -19,7 +24,9 @@ from scraper.errors import ScraperError
 from server.coalesce import Coalescer, LeaderFailed, Share
 from server.error_map import job_error
 from server.handlers import HANDLERS, JobHandler
+from server.logs import job_context
 from server.media import JobContext
+from server.metrics import Metrics
 from server.queue import JobQueue
 from server.settings import Settings
 
@@ -52,6 +59,7 @@ class Worker:
         handlers: dict[str, JobHandler] | None = None,
         name: str | None = None,
         coalescer: Coalescer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
         self.context = context
@@ -61,6 +69,7 @@ class Worker:
         self.name = name or worker_id(settings.worker_name)
         #: Share one per process so followers wake when a leader here ends (else they poll).
         self.coalescer = coalescer or Coalescer(queue, settings)
+        self.metrics = metrics or Metrics()
         self.processed = 0
 
     async def run(self) -> None:
@@ -68,6 +77,10 @@ class Worker:
         job: JobRow | None = None
         while True:
             if job is None:
+                # Cleared before looking, so a submit that lands during the claim still wakes the
+                # wait below; cleared after (as it was), such a wake-up was lost and the job sat
+                # for a whole poll interval (1 s by default) with the workers idle.
+                self.wakeup.clear()
                 try:
                     job = await self.queue.claim(self.name)
                 except Exception:
@@ -85,12 +98,11 @@ class Worker:
             except Exception:
                 # The outcome could not be recorded (database down?): the lease will expire and
                 # recovery takes the job up again; this loop must live on.
-                log.exception("could not record the outcome of a job", extra={"job": running.id})
+                log.exception("could not record the outcome of a job", extra=_job_fields(running))
                 job = None
                 await asyncio.sleep(self.settings.poll_interval.total_seconds())
 
     async def _idle(self) -> None:
-        self.wakeup.clear()
         try:
             await asyncio.wait_for(self.wakeup.wait(), timeout=self.settings.poll_interval.total_seconds())
         except TimeoutError:
@@ -101,10 +113,19 @@ class Worker:
 
         Returns the next job, already claimed for this worker when the outcome was a completion
         (the caller must run it: it is leased to us), else None."""
+        with job_context(**_job_fields(job)):
+            return await self._process(job)
+
+    async def _process(self, job: JobRow) -> JobRow | None:
         handler = self.handlers.get(job.type)
-        log.info("job started", extra={"job": job.id, "type": job.type, "attempt": job.attempts})
+        log.info("job started")
         if handler is None:
-            await self.queue.fail(job.id, self.name, error=f"Unknown job type {job.type!r}", code="internal")
+            started = time.monotonic()
+            failed = await self.queue.fail(
+                job.id, self.name, error=f"Unknown job type {job.type!r}", code="internal"
+            )
+            self._failed(job, "internal", started, failed)
+            log.error("job failed: unknown job type", extra={"error_code": "internal"})
             return None
         share = Share()
         try:
@@ -114,26 +135,28 @@ class Worker:
                 self.coalescer.ended(job.dedupe_key)  # the outcome is recorded: followers look now
 
     async def _run(self, handler: JobHandler, job: JobRow, share: Share) -> JobRow | None:
+        started = time.monotonic()
         work = asyncio.ensure_future(self._run_handler(handler, job, share))
         beat = asyncio.ensure_future(self._heartbeat(job, work))
         try:
             result = await work
         except LeaderFailed as exc:
-            await self.queue.fail(job.id, self.name, error=exc.error, code=exc.code)
-            log.info("job failed with the job it followed", extra={"job": job.id, "code": exc.code})
+            failed = await self.queue.fail(job.id, self.name, error=exc.error, code=exc.code)
+            self._failed(job, exc.code, started, failed)
+            log.info("job failed with the job it followed", extra={"error_code": exc.code})
             return None
         except asyncio.CancelledError:
             current = asyncio.current_task()
             shutting_down = current is not None and current.cancelling() > 0
             if not shutting_down and beat.done() and not beat.cancelled() and beat.result() is False:
-                log.warning("lease lost; abandoning job", extra={"job": job.id})
+                log.warning("lease lost; abandoning job")
                 return None
             # Stopping (restart, deploy): hand the job back at once, without spending an attempt.
             await asyncio.shield(self.queue.release(job.id, self.name))
-            log.info("job released at shutdown", extra={"job": job.id})
+            log.info("job released at shutdown")
             raise
         except Exception as exc:
-            await self._on_error(job, exc)
+            await self._on_error(job, exc, started)
             return None
         finally:
             beat.cancel()
@@ -142,9 +165,10 @@ class Worker:
         )
         if completed:
             self.processed += 1
-            log.info("job completed", extra={"job": job.id})
+            self.metrics.job_completed(job.type, time.monotonic() - started)
+            log.info("job completed", extra={"cached": share.result is not None})
         else:
-            log.warning("job completed after its lease was lost; result dropped", extra={"job": job.id})
+            log.warning("job completed after its lease was lost; result dropped")
         return following
 
     async def _run_handler(self, handler: JobHandler, job: JobRow, share: Share) -> dict[str, Any]:
@@ -153,7 +177,7 @@ class Worker:
             await self.coalescer.share(job, self.name, share)
             if share.result is not None:
                 return share.result
-            return await handler(self.context, job.as_model())
+            return await handler(self.context, job)
 
     async def _heartbeat(self, job: JobRow, work: asyncio.Future[dict[str, Any]]) -> bool:
         """Renew the lease; if it was lost, cancel the work (another worker owns the job now)."""
@@ -164,20 +188,35 @@ class Worker:
                     work.cancel()
                     return False
             except Exception:
-                log.exception("heartbeat failed", extra={"job": job.id})
+                log.exception("heartbeat failed")
 
-    async def _on_error(self, job: JobRow, exc: Exception) -> None:
+    async def _on_error(self, job: JobRow, exc: Exception, started: float) -> None:
         message, code = job_error(exc)
         retryable = isinstance(exc, TimeoutError) or (isinstance(exc, ScraperError) and exc.retryable)
         if not isinstance(exc, ScraperError):
-            log.exception("job raised an unexpected error", extra={"job": job.id}, exc_info=exc)
+            log.exception("job raised an unexpected error", extra={"error_code": code}, exc_info=exc)
             retryable = True
         if retryable and job.attempts < job.max_attempts:
             delay = backoff(self.settings, job.attempts)
-            await self.queue.retry_later(job.id, self.name, error=message, code=code, delay=delay)
-            log.info("job will retry", extra={"job": job.id, "code": code, "delay": delay.total_seconds()})
+            if await self.queue.retry_later(job.id, self.name, error=message, code=code, delay=delay):
+                self.metrics.job_retried(job.type, code, time.monotonic() - started)
+            log.info(
+                "job will retry: %s", message, extra={"error_code": code, "delay": delay.total_seconds()}
+            )
             return
         if retryable:
             message = f"{message} (gave up after {job.attempts} attempts)"
-        await self.queue.fail(job.id, self.name, error=message, code=code)
-        log.info("job failed", extra={"job": job.id, "code": code})
+        failed = await self.queue.fail(job.id, self.name, error=message, code=code)
+        self._failed(job, code, started, failed)
+        log.info("job failed: %s", message, extra={"error_code": code})
+
+    def _failed(self, job: JobRow, code: str, started: float, recorded: bool) -> None:
+        """Count a failure the queue recorded (``recorded``: we still owned the job), with its refund."""
+        if recorded:
+            refunded = job.cost if job.token_id is not None else 0
+            self.metrics.job_failed(job.type, code, time.monotonic() - started, refunded=refunded)
+
+
+def _job_fields(job: JobRow) -> dict[str, object]:
+    """What every log line about ``job`` says (``job_context``)."""
+    return {"job_id": job.id, "job_type": job.type, "attempt": job.attempts}

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fixtures.site import FixtureSite
 from models.db import create_schema, make_engine
+from models.transactions import dispose_engine
 from scraper.config import load_browser_settings
 from server.keys import TOKENS
 from server.settings import Settings
@@ -58,7 +59,7 @@ async def _fresh_pg_engine() -> AsyncEngine:
 
 async def _drop_pg_schema(engine: AsyncEngine) -> None:
     schema = _PG_SCHEMAS.pop(engine)
-    await engine.dispose()
+    await dispose_engine(engine)
     admin = make_engine(PG_URL or "")
     async with admin.begin() as connection:
         await connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
@@ -79,7 +80,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
         await create_schema(engine)
         yield engine
-        await engine.dispose()
+        await dispose_engine(engine)
 
 
 # ---- end-to-end: the fixture site, an app wired to it, a funded token ------------------------------

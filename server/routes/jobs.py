@@ -20,6 +20,7 @@ from server.coalesce import dedupe_key
 from server.error_map import ApiError, bad_request, http_error_for
 from server.keys import QUEUE, SETTINGS, WAKEUP
 from server.media import absolutize
+from server.metrics import METRICS
 from server.queue import InsufficientCredits, TokenBanned, TokenGone
 from server.settings import Settings
 
@@ -132,6 +133,7 @@ def submit_handler(route: JobRoute) -> Any:
         except TokenGone as exc:
             raise ApiError(401, "Unauthorized: this token no longer exists.") from exc
         request.app[WAKEUP].set()
+        request.app[METRICS].credits_charged(route.job_type, job.cost)
         if route.task:
             data: dict[str, Any] = {"taskId": job.id, "status": "started", "total": options["count"]}
         else:
