@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import Row, Table
 from sqlmodel import SQLModel
 
+import models.tables  # noqa: F401  (defines the jobs table on SQLModel.metadata)
+
 JOBS: Table = SQLModel.metadata.tables["jobs"]
 
 

@@ -25,6 +25,54 @@ class JobState:
     FINISHED = (COMPLETED, FAILED)
 
 
+class JobErrorCode:
+    """The stable set of ``jobs.error_code`` values a client sees, and which of them may pass.
+
+    ``RETRYABLE``: the same request may succeed if it is submitted again later (a block, a timeout,
+    a crash); the others will fail the same way until the post or the code changes. A stored code
+    outside the set (none is written today) is shown as ``internal``.
+    """
+
+    INVALID_URL = "invalid_url"
+    WRONG_PLATFORM = "wrong_platform"
+    WRONG_KIND = "wrong_kind"
+    NOT_FOUND = "not_found"
+    PRIVATE = "private"
+    UNAVAILABLE = "unavailable"
+    LAYOUT_CHANGED = "layout_changed"
+    BLOCKED = "blocked"
+    RATE_LIMITED = "rate_limited"
+    TIMEOUT = "timeout"
+    BROWSER_CRASHED = "browser_crashed"
+    NETWORK_ERROR = "network_error"
+    LOST = "lost"
+    LEASE_EXPIRED = "lease_expired"
+    WORKER_RESTARTED = "worker_restarted"
+    INTERNAL = "internal"
+
+    FINAL = frozenset({INVALID_URL, WRONG_PLATFORM, WRONG_KIND, NOT_FOUND, PRIVATE, UNAVAILABLE, LAYOUT_CHANGED})
+    RETRYABLE = frozenset(
+        {BLOCKED, RATE_LIMITED, TIMEOUT, BROWSER_CRASHED, NETWORK_ERROR, LOST, LEASE_EXPIRED, WORKER_RESTARTED}
+        | {INTERNAL}
+    )
+    ALL = FINAL | RETRYABLE
+
+    @classmethod
+    def public(cls, stored: str | None) -> str | None:
+        """The code as the API shows it: one of ``ALL`` (None when the job has no error)."""
+        if stored is None:
+            return None
+        return stored if stored in cls.ALL else cls.INTERNAL
+
+
+class CallbackState:
+    """States of a job's callback delivery (``callbacks.state``)."""
+
+    PENDING = "pending"  # the job runs, or an attempt is due or under way
+    DELIVERED = "delivered"
+    FAILED = "failed"  # out of attempts, or the URL became unacceptable
+
+
 def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
 
@@ -91,6 +139,47 @@ class Job(SQLModel, table=True):
     leads: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     #: The result was copied from another job's scrape (reuse is timed from the scrape, not the copy).
     shared: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+
+
+class WebhookSecret(SQLModel, table=True):
+    """A token's callback signing key (HMAC-SHA256 over each notification's body).
+
+    Kept in its own table, in plain: the server must sign with it, so it cannot be hashed like
+    the token. It is no credential (it authenticates our notifications to the client, never the
+    client to us), so the database holding it gives an attacker nothing the database did not.
+    """
+
+    __tablename__ = "webhook_secrets"
+
+    token_id: int = Field(foreign_key="api_tokens.id", primary_key=True)
+    secret: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Callback(SQLModel, table=True):
+    """The delivery of one job's end notification to its ``callback_url`` (an outbox row).
+
+    Made with the job in one transaction; due once the job has ended and ``next_attempt_at`` has
+    come. A claim moves ``next_attempt_at`` past the attempt's time limit, so a node that dies
+    mid-attempt leaves the row due again (delivery is at least once) and no other node takes it
+    meanwhile.
+    """
+
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_due", "state", "next_attempt_at"),)
+
+    job_id: str = Field(foreign_key="jobs.id", primary_key=True, max_length=36)
+    url: str = Field(max_length=2048)
+    #: Where the notification tells the client to read the job (``…/api/job/<id>`` or ``/api/task/``).
+    result_url: str = Field(max_length=2048)
+    state: str = Field(default=CallbackState.PENDING, max_length=12)
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, max_length=500)
+    last_status: int | None = Field(default=None)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    delivered_at: datetime | None = _utc_column()
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class StoredFile(SQLModel, table=True):

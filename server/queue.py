@@ -87,8 +87,16 @@ class Recovered(NamedTuple):
     skipped: int = 0
 
 
-_CLAIMABLE = col(Job.state).in_(JobState.CLAIMABLE)
 _JOBS = JOBS
+
+
+def _state_in(states: Sequence[str]) -> ColumnElement[bool]:
+    """``state = a OR state = b``: the same rows as ``state IN (…)``, without the expanding parameter
+    that SQLAlchemy re-renders on every execution (half the CPU of the claim, py-spy said)."""
+    return or_(*(_JOBS.c.state == state for state in states))
+
+
+_CLAIMABLE = _state_in(JobState.CLAIMABLE)
 #: The poll's read, built once: SQLAlchemy Core over every column, bound by id.
 _BY_ID = select(*JOB_COLUMNS).where(_JOBS.c.id == bindparam("job_id"))
 
@@ -124,7 +132,7 @@ _CHARGE = (
 _BALANCE = select(col(ApiToken.credits), col(ApiToken.banned)).where(col(ApiToken.id) == bindparam("token"))
 _DUE = (
     select(_JOBS.c.id)
-    .where(_JOBS.c.state.in_(JobState.CLAIMABLE), _JOBS.c.run_at <= bindparam("at"))
+    .where(_CLAIMABLE, _JOBS.c.run_at <= bindparam("at"))
     .order_by(_JOBS.c.run_at, _JOBS.c.created_at)
     .limit(1)
     .with_for_update(skip_locked=True)
@@ -132,7 +140,7 @@ _DUE = (
 )
 _CLAIM = (
     update(_JOBS)
-    .where(_JOBS.c.id == _DUE, _JOBS.c.state.in_(JobState.CLAIMABLE))
+    .where(_JOBS.c.id == _DUE, _CLAIMABLE)
     .values(
         state=JobState.ACTIVE,
         worker_id=bindparam("claimer"),
