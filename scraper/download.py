@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -92,8 +93,10 @@ async def download(
     role: MediaRole,
     referer: str,
     max_bytes: int = MAX_BYTES,
+    on_progress: Callable[[int, int | None], None] | None = None,
 ) -> Downloaded:
-    """Download ``url`` to ``target`` as the browser session would.
+    """Download ``url`` to ``target`` as the browser session would; ``on_progress(bytes so far,
+    bytes expected or None)`` after each chunk (the command line's progress bars).
 
     Raises:
         Blocked: 403, or a captcha/HTML page where media should be (retry on a fresh session).
@@ -137,6 +140,8 @@ async def download(
                         raise Blocked(f"the media exceeded the {max_bytes} byte limit", url=url)
                     digest.update(chunk)
                     sink.write(chunk)
+                    if on_progress is not None:
+                        on_progress(size, expected)
                 if not sniff(role, head):
                     raise media_answer_error(role, content_type, head, url)
             if expected is not None and size != expected:

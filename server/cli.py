@@ -14,8 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from scraper.archive import DEFAULT_NAME as ARCHIVE_NAME
 from scraper.config import BrowserSettings, load_browser_settings
 from scraper.errors import ScraperError
+from scraper.naming import DEFAULT_TEMPLATE
 from server.logs import configure_logging
 from server.settings import Settings, log_format_from_env, settings_from_env
 
@@ -219,46 +221,98 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 async def _download(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    from scraper.batch import download_url
+    from scraper.archive import DEFAULT_NAME, DownloadArchive
+    from scraper.batch import Destination, download_url
+    from scraper.naming import BadTemplate, OutputTemplate
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, highlight=False)
     request = _url_and_query(args)
     if isinstance(request, int):
         return request
     _, query = request
     folder = Path(args.out)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("posts", total=None)
+    try:
+        template = OutputTemplate.parse(args.output)
+    except BadTemplate as exc:
+        return _fail(str(exc))
+    archive = None if args.no_archive else DownloadArchive(Path(args.archive or folder / DEFAULT_NAME))
+    where = Destination(folder, template, archive)
+    columns = (
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    bars: dict[Path, TaskID] = {}
+    with (
+        Progress(*columns, console=console, transient=True) as files,
+        Progress(
+            TextColumn("posts"), BarColumn(), MofNCompleteColumn(), console=console, transient=False
+        ) as overall,
+    ):
+        posts = overall.add_task("posts", total=None)
+
+        def on_bytes(path: Path, done: int, total: int | None, finished: bool) -> None:
+            bar = bars.get(path)
+            if bar is None:
+                bar = bars[path] = files.add_task(_short(path, folder), total=total)
+            files.update(bar, completed=done, total=total)
+            if finished:
+                files.remove_task(bars.pop(path))
+                console.print(f"  {_short(path, folder)}  {done / 1e6:.1f} MB", markup=False)
+
         async with _browser(args.offline) as pool:
             try:
                 report = await download_url(
                     pool,
                     args.url,
-                    folder,
+                    where,
                     query=query,
                     concurrency=args.concurrency,
-                    on_total=lambda total: progress.update(bar, total=total),
-                    on_post=lambda post, ok: progress.advance(bar),
+                    on_total=lambda total: overall.update(posts, total=total),
+                    on_post=lambda post, ok: overall.advance(posts),
+                    on_bytes=on_bytes,
                 )
             except ScraperError as exc:
                 return _fail(f"{type(exc).__name__}: {exc.message}", 1)
     console.print(
         f"downloaded {len(report.done)} post(s), {len(report.files)} file(s), "
-        f"{report.bytes / 1e6:.1f} MB into {folder}; failed: {len(report.failed)}"
+        f"{report.bytes / 1e6:.1f} MB into {folder}; already there: {len(report.skipped)}; "
+        f"failed: {len(report.failed)}",
+        markup=False,
     )
     for video_id, reason in report.failed.items():
-        console.print(f"  failed {video_id}: {reason}")
-    _print_json(
-        {
-            "done": report.done,
-            "failed": report.failed,
-            "files": [{"path": str(f.path), "size": f.size, "sha256": f.sha256} for f in report.files],
-        }
-    )
-    return 1 if report.failed and not report.done else 0
+        console.print(f"  failed {video_id}: {reason}", markup=False)
+    if args.json:
+        _print_json(
+            {
+                "done": report.done,
+                "skipped": report.skipped,
+                "failed": report.failed,
+                "files": [{"path": str(f.path), "size": f.size, "sha256": f.sha256} for f in report.files],
+            }
+        )
+    return 1 if report.failed and not (report.done or report.skipped) else 0
+
+
+def _short(path: Path, folder: Path) -> str:
+    """A file's name as shown while it downloads: relative to the output folder."""
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:
+        return str(path)
 
 
 def cmd_download(args: argparse.Namespace) -> int:
@@ -418,6 +472,18 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--since", help="channels: today, yesterday or YYYY-MM-DD")
     dl.add_argument("--tz", help="channels: the time zone of --since")
     dl.add_argument("--concurrency", type=int, default=2, help="posts downloaded at once")
+    dl.add_argument(
+        "-o",
+        "--output",
+        default=DEFAULT_TEMPLATE,
+        help="file names inside --out, with {author} {author_id} {date} {title} {id} {platform} {n} {ext}"
+        f" (default {DEFAULT_TEMPLATE!r})".replace("%", "%%"),
+    )
+    dl.add_argument(
+        "--archive", help=f"the download archive (default {{out}}/{ARCHIVE_NAME}; yt-dlp's format)"
+    )
+    dl.add_argument("--no-archive", action="store_true", help="neither read nor write an archive")
+    dl.add_argument("--json", action="store_true", help="print what was downloaded as JSON on stdout")
     dl.add_argument("--offline", action="store_true")
     dl.set_defaults(func=cmd_download)
 
