@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -29,6 +30,12 @@ def _print_json(data: Any) -> None:
 def _fail(message: str, code: int = 2) -> int:
     print(f"shortvid: {message}", file=sys.stderr)
     return code
+
+
+def scrape_error(exc: ScraperError) -> str:
+    """One line for a person: ``not found: the video 123 was deleted`` (the error's stable code in
+    words, then what happened), never a Python class name."""
+    return f"{exc.code.replace('_', ' ')}: {exc.message}"
 
 
 # ---- serve -----------------------------------------------------------------------------------------
@@ -156,7 +163,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     try:
         _print_json(extract_file(path))
     except ScraperError as exc:
-        return _fail(f"{type(exc).__name__}: {exc.message}", 1)
+        return _fail(scrape_error(exc), 1)
     return 0
 
 
@@ -210,7 +217,7 @@ async def _parse(args: argparse.Namespace) -> int:
         try:
             result = await scrape_url(pool, parsed, query)
         except ScraperError as exc:
-            return _fail(f"{type(exc).__name__}: {exc.message}", 1)
+            return _fail(scrape_error(exc), 1)
     _print_json(result)
     return 0
 
@@ -286,7 +293,7 @@ async def _download(args: argparse.Namespace) -> int:
                     on_bytes=on_bytes,
                 )
             except ScraperError as exc:
-                return _fail(f"{type(exc).__name__}: {exc.message}", 1)
+                return _fail(scrape_error(exc), 1)
     console.print(
         f"downloaded {len(report.done)} post(s), {len(report.files)} file(s), "
         f"{report.bytes / 1e6:.1f} MB into {folder}; already there: {len(report.skipped)}; "
@@ -319,19 +326,25 @@ def cmd_download(args: argparse.Namespace) -> int:
     return asyncio.run(_download(args))
 
 
-SESSION_COLUMNS = (
-    "id",
-    "identity",
-    "state",
-    "busy",
-    "uses",
-    "pages",
-    "score",
-    "cooling_seconds",
-    "age_seconds",
-    "last_error",
-    "retire_reason",
+#: (census key, header, fixed width or None) of the table: fits an 80-column terminal (the last
+#: error takes what is left and is cut with an ellipsis; ``--json`` has everything).
+SESSION_COLUMNS: tuple[tuple[str, str, int | None], ...] = (
+    ("id", "id", 4),
+    ("identity", "identity", 9),
+    ("state", "state", 8),
+    ("busy", "busy", 5),
+    ("uses", "uses", 5),
+    ("score", "score", 5),
+    ("cooling_seconds", "cool s", 6),
+    ("age_seconds", "age s", 6),
+    ("last_error", "last error", None),
 )
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}"
+    return "" if value is None else str(value)
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
@@ -360,16 +373,18 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(census)
         return 0
-    table = Table(title=f"browser pool: {census['sessions']}")
-    for column in SESSION_COLUMNS:
-        table.add_column(column)
+    console = Console(highlight=False)
+    counts = ", ".join(f"{state} {n}" for state, n in census["sessions"].items())
+    table = Table(title=f"browser pool: {counts}", box=None, pad_edge=False, expand=False)
+    for _, header, width in SESSION_COLUMNS:
+        table.add_column(header, width=width, no_wrap=True, overflow="ellipsis")
     for session in census["detail"]:
-        table.add_row(*(str(session.get(column, "")) for column in SESSION_COLUMNS))
-    console = Console()
-    console.print(table)
+        table.add_row(*(_cell(session.get(key)) for key, _, _ in SESSION_COLUMNS))
+    console.print(table, markup=False)
     console.print(
         f"browser alive: {census['browser_alive']}, uptime {census['browser_uptime_seconds']} s, "
-        f"pages {census['browser_pages']}, relaunches {census['relaunches']}, retired {census['retired']}"
+        f"pages {census['browser_pages']}, relaunches {census['relaunches']}, retired {census['retired']}",
+        markup=False,
     )
     return 0
 
@@ -384,7 +399,38 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     if args.fixtures_cmd == "show":
         _print_json(build_dataset(now=now).to_json())
         return 0
+    if args.fixtures_cmd == "urls":
+        for label, url in sample_urls(build_dataset(now=now).to_json()):
+            print(f"{label:<31} {url}")
+        return 0
     return asyncio.run(_serve_fixtures(args, now))
+
+
+def _first_url(items: list[dict[str, Any]], kind: str, state: str) -> str | None:
+    return next((str(i["url"]) for i in items if i["kind"] == kind and i["state"] == state), None)
+
+
+def sample_urls(dataset: dict[str, Any]) -> list[tuple[str, str]]:
+    """One URL of each kind per platform, for trying the offline demo by hand."""
+    samples: list[tuple[str, str]] = []
+    for platform in ("douyin", "tiktok"):
+        accounts = {a["role"]: a for a in dataset["accounts"] if a["platform"] == platform}
+        items = [item for account in accounts.values() for item in account["items"]]
+        first = functools.partial(_first_url, items)
+        short = next((s["url"] for s in dataset["short_links"] if s["platform"] == platform), None)
+        for label, url in (
+            ("video", first("video", "public")),
+            ("photo post", first("photo", "public")),
+            ("short link", short),
+            ("channel (35 posts)", accounts.get("medium", {}).get("profile_url")),
+            ("channel (520 posts)", accounts.get("big", {}).get("profile_url")),
+            ("deleted video (fails)", first("video", "deleted")),
+            ("private video (fails)", first("video", "private")),
+            ("private account (fails)", accounts.get("private", {}).get("profile_url")),
+        ):
+            if url:
+                samples.append((f"{platform} {label}", url))
+    return samples
 
 
 async def _serve_fixtures(args: argparse.Namespace, now: datetime | None) -> int:
@@ -413,14 +459,27 @@ async def _serve_fixtures(args: argparse.Namespace, now: datetime | None) -> int
 # ---- parser -----------------------------------------------------------------------------------------
 
 
+OFFLINE_HELP = "use the built-in replica of the two sites instead of the real ones"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shortvid")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shortvid", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"shortvid {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP API with workers and scheduler")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument(
         "--role", choices=["all", "api", "worker"], help="all (default), api only, worker only"
     )
@@ -435,20 +494,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     token = sub.add_parser("token", help="manage API tokens")
-    token.add_argument("--data-dir")
-    token.add_argument("--database-url")
+    token.add_argument("--data-dir", help="as for serve: where the SQLite database is")
+    token.add_argument("--database-url", help="as for serve: e.g. postgresql://user@host/db")
     tsub = token.add_subparsers(dest="token_cmd", required=True)
     create = tsub.add_parser("create", help="create a token; prints it alone on the last line")
-    create.add_argument("--name", required=True)
-    create.add_argument("--credits", type=int)
-    create.add_argument("--unlimited", action="store_true")
-    create.add_argument("--admin", action="store_true")
+    create.add_argument("--name", required=True, help="a unique name for the token")
+    create.add_argument("--credits", type=int, help="starting credits (0 to 2147483647)")
+    create.add_argument("--unlimited", action="store_true", help="never runs out of credits")
+    create.add_argument("--admin", action="store_true", help="may use the admin routes")
     tsub.add_parser("list", help="list tokens (never shows the tokens themselves)")
     topup = tsub.add_parser("topup", help="add credits")
     topup.add_argument("ref", help="token id, name or prefix")
-    topup.add_argument("amount", type=int)
-    for name in ("ban", "unban"):
-        tsub.add_parser(name).add_argument("ref", help="token id, name or prefix")
+    topup.add_argument("amount", type=int, help="credits to add")
+    for name, says in (("ban", "refuse the token's requests"), ("unban", "accept the token again")):
+        tsub.add_parser(name, help=says).add_argument("ref", help="token id, name or prefix")
     token.set_defaults(func=cmd_token)
 
     parse = sub.add_parser("parse", help="parse a video or list a channel now, without the server")
@@ -456,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--count", type=int, help="channels: how many posts (1-500, default 20)")
     parse.add_argument("--since", help="channels: today, yesterday or YYYY-MM-DD")
     parse.add_argument("--tz", help="channels: the time zone of --since (default Asia/Shanghai or UTC)")
-    parse.add_argument("--offline", action="store_true")
+    parse.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
     parse.set_defaults(func=cmd_parse)
 
     sessions = sub.add_parser("sessions", help="show each browser session of a running node")
@@ -466,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.set_defaults(func=cmd_sessions)
 
     dl = sub.add_parser("download", help="download a video, photo post or channel to a folder")
-    dl.add_argument("url")
+    dl.add_argument("url", help="a video, photo post, profile or short link")
     dl.add_argument("--out", default="downloads", help="folder (default ./downloads)")
     dl.add_argument("--count", type=int, help="channels: how many posts (1-500, default 20)")
     dl.add_argument("--since", help="channels: today, yesterday or YYYY-MM-DD")
@@ -484,25 +543,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dl.add_argument("--no-archive", action="store_true", help="neither read nor write an archive")
     dl.add_argument("--json", action="store_true", help="print what was downloaded as JSON on stdout")
-    dl.add_argument("--offline", action="store_true")
+    dl.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
     dl.set_defaults(func=cmd_download)
 
     resolve = sub.add_parser("resolve", help="classify a URL without network access")
-    resolve.add_argument("url")
+    resolve.add_argument("url", help="a URL or a whole share text")
     resolve.set_defaults(func=cmd_resolve)
 
     extract = sub.add_parser("extract", help="normalized result from a saved page or API response")
-    extract.add_argument("file")
+    extract.add_argument("file", help="an HTML page or a JSON API response saved from the platform")
     extract.set_defaults(func=cmd_extract)
 
     fixtures = sub.add_parser("fixtures", help="the offline replica site")
     fsub = fixtures.add_subparsers(dest="fixtures_cmd", required=True)
     show = fsub.add_parser("show", help="print the dataset as JSON")
     show.add_argument("--now", help="ISO timestamp the dataset is built around (default: now)")
+    urls = fsub.add_parser("urls", help="a few sample URLs of each kind, to try the offline demo")
+    urls.add_argument("--now", help="ISO timestamp the dataset is built around (default: now)")
     fserve = fsub.add_parser("serve", help="serve the fixture site")
-    fserve.add_argument("--port", type=int, default=8443)
-    fserve.add_argument("--state-dir")
-    fserve.add_argument("--now")
+    fserve.add_argument("--port", type=int, default=8443, help="port on 127.0.0.1 (default 8443)")
+    fserve.add_argument("--state-dir", help="where the site keeps its TLS keys and state")
+    fserve.add_argument("--now", help="ISO timestamp the dataset is built around (default: now)")
     fixtures.set_defaults(func=cmd_fixtures)
     return parser
 

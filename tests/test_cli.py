@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from server.cli import build_parser
 from tests.e2e import REPO, ServeProcess, http_json
 
 CAPTURES = REPO.parent / "shared" / "real-captures"
@@ -102,7 +104,7 @@ def test_extract_reads_a_real_capture() -> None:
         "extract", str(CAPTURES / "douyin-web-api-user_post_delete.TikTokDownload-20230804.json"), check=False
     )
     assert (
-        deleted.returncode == 1 and "PrivateContent" in deleted.stderr
+        deleted.returncode == 1 and deleted.stderr.startswith("shortvid: private: ")
     )  # status_self_see: hidden or deleted
 
 
@@ -183,5 +185,47 @@ def test_sessions_command_reads_a_running_node(tmp_path: Path) -> None:
         assert health["queue"]["depth"] == 0 and health["pool"]["browser_alive"] is True
         table = shortvid("sessions", "--url", base, "--token", token)
         assert "healthy" in table.stdout
+        assert max(len(line) for line in table.stdout.splitlines()) <= 80  # an 80-column terminal
         denied = shortvid("sessions", "--url", base, "--token", "sv_wrong", check=False)
         assert denied.returncode == 2 and "401" in denied.stderr
+
+
+def test_version_and_help_for_every_command_and_option() -> None:
+    assert shortvid("--version").stdout.strip().startswith("shortvid ")
+    undocumented = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {choice.dest: choice.help for choice in action._choices_actions}
+                for name, child in action.choices.items():
+                    if not helps.get(name):
+                        undocumented.append(f"{path} {name}")
+                    walk(child, f"{path} {name}")
+            elif not action.help:
+                undocumented.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "shortvid")
+    assert undocumented == []
+
+
+def test_fixtures_urls_prints_a_sample_of_each_kind() -> None:
+    lines = shortvid("fixtures", "urls").stdout.splitlines()
+    labels = [line.rsplit(" ", 1)[0].strip() for line in lines]
+    for platform in ("douyin", "tiktok"):
+        for kind in ("video", "photo post", "short link", "channel (35 posts)", "deleted video (fails)"):
+            assert f"{platform} {kind}" in labels
+    assert all(line.rsplit(" ", 1)[1].startswith("https://") for line in lines)
+
+
+@pytest.mark.browser
+def test_errors_are_one_line_for_people() -> None:
+    lines = shortvid("fixtures", "urls").stdout.splitlines()
+    urls = {label.strip(): url for label, url in (line.rsplit(" ", 1) for line in lines)}
+    deleted = urls["douyin deleted video (fails)"]
+    done = shortvid("parse", "--offline", deleted, check=False)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("shortvid: not found: "), done.stderr
+    assert "Error" not in done.stderr and "Traceback" not in done.stderr
+    bad = shortvid("download", "--offline", "-o", "{title}.{ext}", deleted, check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("shortvid: the output template must contain {id}")
