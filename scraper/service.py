@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from models.video import Video
 from scraper import douyin, tiktok
-from scraper.channel import ChannelQuery, ChannelRoute, list_channel
+from scraper.channel import ChannelListing, ChannelQuery, ChannelRoute, list_channel
 from scraper.errors import (
     Blocked,
     FastPathMissed,
@@ -144,17 +145,33 @@ async def _user(session: Session, parsed: ParsedUrl) -> ParsedUrl:
 class ChannelJob:
     """One channel listing across attempts: by the posts API while it answers (a block mid-way
     resumes from the last cursor on the next session), by scrolling the profile page once the
-    fast route has missed or is off."""
+    fast route has missed or is off.
+
+    A continuation (``query.resume``) asks the posts API from the resume page at once; when
+    pinned posts are still to come and that page is not the first, the first page is asked
+    once before it for its pinned posts alone (the platforms send them nowhere else).
+    """
 
     def __init__(self, query: ChannelQuery) -> None:
         self.query = query
+        resume = query.resume
         self.progress = ChannelProgress(query)
+        self.progress.cursor = resume.page if resume else 0
+        self.pinned: ChannelProgress | None = None
+        if resume is not None and resume.pinned and resume.page:
+            first_page = replace(query, make_cursor=None)
+            self.pinned = ChannelProgress(first_page)
+            self.pinned.listing = ChannelListing(first_page, start=0, pinned_only=True)
         self.fast = True
 
     async def run(self, session: Session, user: ParsedUrl) -> dict[str, Any]:
         if self.fast and session.settings.fast_path:
             route = FAST_CHANNEL_ROUTES[user.platform]
             try:
+                if self.pinned is not None and not self.pinned.listing.complete:
+                    await fast_channel(session, route, user, self.pinned)
+                    self.progress.profile = self.pinned.profile
+                    self.progress.listing.take_pinned(self.pinned.listing)
                 return await fast_channel(session, route, user, self.progress)
             except FastPathMissed as exc:
                 log.info("fast route %s missed: %s", route.name, exc, extra={"route": route.name})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -18,18 +19,22 @@ from scraper.pool import BrowserPool
 from server.auth import RATE_LIMITER, RateLimiter
 from server.coalesce import Coalescer
 from server.connections import CONNECTIONS, ConnectionLimits, ConnectionRegistry, request_deadline
+from server.console import add_routes as add_console
 from server.files import FileStore
+from server.job_events import JOB_EVENTS, LISTENER, JobEvents, listening
 from server.keys import ENGINE, FILES, POOL, QUEUE, SETTINGS, TASKS, TOKENS, WAKEUP
 from server.media import JobContext
 from server.metrics import METRICS, Metrics
-from server.middleware import json_errors, request_metrics
+from server.middleware import json_errors, request_ids, request_metrics, stamp_headers
 from server.node import Node, take_back_orphans
 from server.queue import JobQueue
-from server.routes import admin, files, health, jobs, metrics, tasks
+from server.routes import admin, docs, files, health, jobs, metrics, tasks
+from server.routes.tasks import notification_status
 from server.scheduler import build_scheduler
 from server.settings import Settings
 from server.tasks import TaskStore
 from server.tokens import TokenInfo, TokenStore, bootstrap_admin
+from server.webhooks import CALLBACKS, DISPATCHER, CallbackStore, WebhookDispatcher
 from server.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -55,8 +60,10 @@ def create_app(
 ) -> web.Application:
     """Build the app; nothing is opened until the app starts (``cleanup_ctx``)."""
     app = web.Application(
-        middlewares=[request_deadline, request_metrics, json_errors], client_max_size=settings.max_body_bytes
+        middlewares=[request_ids, request_deadline, request_metrics, json_errors],
+        client_max_size=settings.max_body_bytes,
     )
+    app.on_response_prepare.append(stamp_headers)  # X-Request-ID and X-RateLimit-*, streamed answers too
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[CONNECTIONS] = ConnectionRegistry(
@@ -68,13 +75,17 @@ def create_app(
     app[BROWSER] = browser or load_browser_settings()
     app[WAKEUP] = asyncio.Event()
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
+    app[JOB_EVENTS] = JobEvents(max_waiters=settings.max_waiters)
     health.add_routes(app)
     jobs.add_routes(app)
     admin.add_routes(app)
     tasks.add_routes(app)
     files.add_routes(app)
     metrics.add_routes(app)
+    add_console(app, BROWSER)
+    docs.add_routes(app)
     app.cleanup_ctx.append(_database(on_first_token))
+    app.cleanup_ctx.append(_job_events)
     if settings.role != "api":
         if settings.offline:
             app.cleanup_ctx.append(_fixture_site)
@@ -94,7 +105,10 @@ def _database(on_first_token: FirstTokenCallback) -> Callable[[web.Application],
         sessions = session_factory(engine)
         app[ENGINE] = engine
         app[TOKENS] = TokenStore(sessions)
-        app[QUEUE] = JobQueue(sessions, lease=settings.lease, result_ttl=settings.result_ttl)
+        app[QUEUE] = JobQueue(
+            sessions, lease=settings.lease, result_ttl=settings.result_ttl, notify=app[JOB_EVENTS].publish
+        )
+        app[CALLBACKS] = CallbackStore.for_settings(engine, settings)
         app[FILES] = FileStore(
             settings.files_dir, sessions, ttl=settings.file_ttl, max_bytes=settings.files_max_bytes
         )
@@ -105,6 +119,25 @@ def _database(on_first_token: FirstTokenCallback) -> Callable[[web.Application],
         await dispose_engine(engine)
 
     return ctx
+
+
+async def _job_events(app: web.Application) -> AsyncIterator[None]:
+    """Wake-ups from other nodes (PostgreSQL LISTEN) and the callback delivery loop, which every
+    job end wakes."""
+    events = app[JOB_EVENTS]
+    async with listening(events, app[ENGINE]) as listener:
+        if listener is not None:
+            app[LISTENER] = listener
+        dispatcher = WebhookDispatcher(
+            app[CALLBACKS],
+            app[QUEUE],
+            app[SETTINGS],
+            describe=functools.partial(notification_status, app[TASKS]),
+        )
+        events.on_end(dispatcher.kick)
+        async with dispatcher.running():
+            app[DISPATCHER] = dispatcher
+            yield
 
 
 async def _fixture_site(app: web.Application) -> AsyncIterator[None]:

@@ -59,6 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
     def first_token(token: str, info: Any) -> None:
+        if getattr(info, "webhook_secret", None):
+            print(f"its webhook signing secret: {info.webhook_secret}", file=sys.stderr, flush=True)
         print(
             f"No API tokens existed, so one admin token with unlimited credits was created.\n"
             f"It is shown only this once; keep it:\n{token}",
@@ -118,6 +120,10 @@ async def _token_command(args: argparse.Namespace) -> int:
                 name=args.name, credits=args.credits or 0, unlimited=args.unlimited, admin=args.admin
             )
             print(f"created token {info.id} ({info.name}); it is shown only now:", file=sys.stderr)
+            print(
+                f"its webhook signing secret (X-Shortvid-Signature of callbacks): {info.webhook_secret}",
+                file=sys.stderr,
+            )
             print(token)
             return 0
         if args.token_cmd == "list":

@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 
 
 def dedupe_key(settings: Settings, job_type: str, url: str, options: dict[str, Any]) -> str | None:
-    """The key of this request, or None when its job must never be shared (downloads, cache off)."""
+    """The key of this request, or None when its job must never be shared (downloads, cache off).
+
+    A channel page continued from a cursor is keyed by where it starts too: it is other work.
+    """
     if settings.cache_ttl_for(job_type) is None:
         return None
     same = {
@@ -41,6 +44,8 @@ def dedupe_key(settings: Settings, job_type: str, url: str, options: dict[str, A
         "since": options.get("since"),
         "tz": options.get("tz"),
     }
+    if options.get("cursor") is not None:  # only then, so first pages keep the keys they always had
+        same["cursor"] = options["cursor"]
     return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()
 
 

@@ -16,8 +16,10 @@ from scraper.pacing import ITEM
 from scraper.service import ItemJob, in_fresh_sessions, list_videos, open_item, parse_video
 from scraper.session import Session
 from scraper.urls import classify
+from server.cursors import cursor_maker, resume_of
 from server.error_map import job_error
 from server.media import JobContext, download_result, fetch_media
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +27,18 @@ log = logging.getLogger(__name__)
 JobHandler = Callable[[JobContext, JobRow], Awaitable[dict[str, Any]]]
 
 
-def channel_query(payload: dict[str, Any]) -> ChannelQuery:
-    """The query fixed when the request was accepted ("today" means that day, even on a retry)."""
+def channel_query(job: JobRow, settings: Settings | None = None) -> ChannelQuery:
+    """The query fixed when the request was accepted ("today" means that day, even on a retry),
+    continued from the request's cursor if it had one. With ``settings`` a result with more left
+    carries the cursor of its next page (a listing job's; a download task has no such result)."""
+    payload = job.payload
     since = payload.get("since")
-    return ChannelQuery(count=int(payload["count"]), since=datetime.fromisoformat(since) if since else None)
+    return ChannelQuery(
+        count=int(payload["count"]),
+        since=datetime.fromisoformat(since) if since else None,
+        resume=resume_of(payload),
+        make_cursor=cursor_maker(job, settings) if settings is not None else None,
+    )
 
 
 async def video_parse(ctx: JobContext, job: JobRow) -> dict[str, Any]:
@@ -36,7 +46,7 @@ async def video_parse(ctx: JobContext, job: JobRow) -> dict[str, Any]:
 
 
 async def channel_videos(ctx: JobContext, job: JobRow) -> dict[str, Any]:
-    return await list_videos(ctx.pool, classify(job.url), channel_query(job.payload))
+    return await list_videos(ctx.pool, classify(job.url), channel_query(job, ctx.settings))
 
 
 async def video_download(ctx: JobContext, job: JobRow) -> dict[str, Any]:
@@ -57,7 +67,7 @@ async def channel_download(ctx: JobContext, job: JobRow) -> dict[str, Any]:
     """
     items = await ctx.tasks.items(job.id)
     if not items:
-        listing = await list_videos(ctx.pool, classify(job.url), channel_query(job.payload))
+        listing = await list_videos(ctx.pool, classify(job.url), channel_query(job))
         items = await ctx.tasks.add_items(job.id, listing["videos"])
     limit = asyncio.Semaphore(ctx.settings.download_concurrency)
 

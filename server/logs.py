@@ -7,6 +7,8 @@ formatter drops ``extra`` fields, which is where our log calls put their facts.
 A job's fields (id, type, attempt) are set once around the job (``job_context``) and merged into
 every record logged in that context, so a line logged deep in ``scraper`` during the job names the
 job too; the browser session comes from the pool's own context (``scraper.pool.current_session``).
+An API request's lines carry its ``request_id`` the same way (``log_fields``, set by
+``server.middleware.request_ids``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,16 @@ def job_context(**fields: object) -> Iterator[None]:
     finally:
         LEASED.reset(leased_token)
         _JOB.reset(fields_token)
+
+
+@contextlib.contextmanager
+def log_fields(**fields: object) -> Iterator[None]:
+    """Tag every record logged here with ``fields`` (a request's ``request_id``), nothing else."""
+    token = _JOB.set({**(_JOB.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _JOB.reset(token)
 
 
 def record_fields(record: logging.LogRecord) -> dict[str, object]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.tables import StoredFile
-from models.video import Video
+from models.video import Video, iso_utc_ms
 from scraper.download import MediaRole, download, media_plan
 from scraper.pool import BrowserPool
 from scraper.service import MEDIA_REFERERS
@@ -64,7 +64,7 @@ def file_view(row: StoredFile) -> dict[str, Any]:
         "size": row.size,
         "sha256": row.sha256,
         "content_type": row.content_type,
-        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+        "expires_at": iso_utc_ms(row.expires_at) if row.expires_at else None,
     }
 
 
@@ -77,7 +77,7 @@ def download_result(video: Video, rows: list[StoredFile]) -> dict[str, Any]:
     primary = rows[0] if rows else None
     result["download_url"] = FILE_ROUTE + primary.id if primary else None
     result["download_url_expires_at"] = (
-        primary.expires_at.isoformat().replace("+00:00", "Z") if primary and primary.expires_at else None
+        iso_utc_ms(primary.expires_at) if primary and primary.expires_at else None
     )
     return result
 

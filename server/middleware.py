@@ -1,14 +1,25 @@
 """Middlewares: every error leaves in the vendor's envelope, never with a stack trace; every answer
-is counted by route template and status."""
+is counted by route template and status; every request has an id, and every answer says it.
+
+``X-Request-ID``: the client's, when it sent one that is sane (one header, 1 to 128 of HTTP's
+token characters: letters, digits and ``!#$%&'*+-.^_`|~``), else a fresh ``uuid4`` hex. It is in
+the log context for the request's duration and on the answer, errors included. Answers are
+stamped in ``on_response_prepare`` (``stamp_headers``), not in a middleware, because a streamed
+answer (Server-Sent Events, a file) sends its headers before its handler returns.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from server.auth import RATE_DECISION
 from server.error_map import ApiError
+from server.logs import log_fields
 from server.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -34,6 +45,41 @@ def route_label(request: web.Request) -> str:
     """The matched route's template (``/api/job/{job_id}``), never the raw path: raw paths are unbounded."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else UNMATCHED
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+#: HTTP's ``token`` characters (RFC 9110 5.6.2): nothing a log line or a header could be split by.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}")
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+def request_id_of(request: web.BaseRequest) -> str:
+    """The client's ``X-Request-ID`` when it is one sane value, else a new one."""
+    sent = request.headers.getall(REQUEST_ID_HEADER, [])
+    if len(sent) == 1 and _SANE_REQUEST_ID.fullmatch(sent[0]):
+        return sent[0]
+    return uuid.uuid4().hex
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give the request its id and log everything done for it under that id (outermost, so
+    every other middleware's lines carry it too)."""
+    request_id = request[REQUEST_ID] = request_id_of(request)
+    with log_fields(request_id=request_id):
+        return await handler(request)
+
+
+async def stamp_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the request id on every answer, and the token's rate-limit
+    standing on the answers of requests whose token was known (``server.auth``)."""
+    request_id = request.get(REQUEST_ID)
+    if request_id is None:  # answered before the middlewares ran
+        request_id = request[REQUEST_ID] = request_id_of(request)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    decision = request.get(RATE_DECISION)
+    if decision is not None:
+        response.headers.update(decision.headers())
 
 
 @web.middleware

@@ -6,6 +6,10 @@ can never overwrite the next owner's outcome, and a refund happens exactly
 once: it rides on the single UPDATE that moves a job into ``failed``. Every
 transition out of ``active`` also ends the job's lead of its dedupe key
 (``leads``), so followers of a job that failed, retried or died take over.
+
+Each transition is published (``notify(job_id, state)``, ``server.job_events``) once its
+transaction has returned, from the async method: in place of a poll, waiters of this process wake
+on it. On PostgreSQL a trigger also NOTIFYs the change from inside the transaction, for other nodes.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -39,7 +43,7 @@ from sqlmodel import col
 
 from models.db import uncancellable
 from models.rows import JOB_COLUMNS, JOBS, JobRow
-from models.tables import ApiToken, Job, JobState
+from models.tables import ApiToken, Callback, CallbackState, Job, JobState
 from models.transactions import transactions
 from models.types import utcnow
 
@@ -49,6 +53,23 @@ _LOST = "The worker running this job stopped responding too many times"
 #: (error, code) a recovered job carries while it waits for its next attempt.
 _LEASE_EXPIRED = ("worker lease expired; retrying", "lease_expired")
 _RESTARTED = ("the worker restarted; retrying", "worker_restarted")
+
+
+#: Told ``(job id, new state)`` after a transition commits (``JobEvents.publish``).
+Notify = Callable[[str, str], None]
+
+
+def _no_one(job_id: str, state: str) -> None:
+    """The default ``Notify``: nobody waits (tests, the CLI)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRequest:
+    """A ``callback_url`` accepted with a job (already checked), and where the job will be readable
+    (``result_prefix`` + the job's id: ``https://host/api/job/``)."""
+
+    url: str
+    result_prefix: str
 
 
 class InsufficientCredits(Exception):
@@ -185,6 +206,7 @@ _FAILED_SINCE = (
 )
 _LEADER = select(_JOBS.c.id).where(_JOBS.c.dedupe_key == bindparam("key"), _JOBS.c.leads)
 _INSERT = insert(_JOBS)
+_INSERT_CALLBACK = insert(Callback)
 _OWNED = (
     update(_JOBS)
     .where(
@@ -214,11 +236,14 @@ class JobQueue:
         *,
         lease: timedelta,
         result_ttl: timedelta,
+        notify: Notify = _no_one,
     ) -> None:
         engine: AsyncEngine = sessions.kw["bind"]
         self._tx = transactions(engine)
         self.lease = lease
         self.result_ttl = result_ttl
+        #: Told of every transition once it committed; may be set after construction (app wiring).
+        self.notify = notify
 
     @uncancellable
     async def enqueue(
@@ -232,8 +257,10 @@ class JobQueue:
         cost: int,
         max_attempts: int,
         dedupe_key: str | None = None,
+        callback: CallbackRequest | None = None,
     ) -> JobRow:
-        """Charge the token and insert the job in one transaction (no overdraft under concurrency)."""
+        """Charge the token and insert the job (and its callback's delivery row) in one transaction
+        (no overdraft under concurrency, no job without its callback)."""
         now = utcnow()
 
         def insert_job(connection: Connection) -> JobRow:
@@ -268,6 +295,20 @@ class JobQueue:
                 shared=False,
             )
             connection.execute(_INSERT, job.columns())
+            if callback is not None:
+                connection.execute(
+                    _INSERT_CALLBACK,
+                    {
+                        "job_id": job.id,
+                        "url": callback.url,
+                        "result_url": callback.result_prefix + job.id,
+                        "state": CallbackState.PENDING,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
             return job
 
         return await self._tx.write(insert_job)
@@ -295,9 +336,12 @@ class JobQueue:
         second claimer of the same row match nothing.
         """
         at = now or utcnow()
-        return await self._tx.write(
+        job = await self._tx.write(
             lambda connection: self._claim(connection, worker_id, at), one_statement=True
         )
+        if job is not None:
+            self.notify(job.id, JobState.ACTIVE)
+        return job
 
     def _claim(self, connection: Connection, worker_id: str, now: datetime) -> JobRow | None:
         parameters = {"claimer": worker_id, "lease_until": now + self.lease, "at": now}
@@ -314,9 +358,12 @@ class JobQueue:
     ) -> bool:
         """Record the result (``shared``: copied from another job's scrape) and end any lead."""
         now = utcnow()
-        return await self._tx.write(
+        completed = await self._tx.write(
             lambda connection: self._complete(connection, job_id, worker_id, result, shared, now)
         )
+        if completed:
+            self.notify(job_id, JobState.COMPLETED)
+        return completed
 
     @uncancellable
     async def complete_and_claim(
@@ -332,7 +379,12 @@ class JobQueue:
                 return False, None
             return True, self._claim(connection, worker_id, now)
 
-        return await self._tx.write(complete_then_claim)
+        completed, following = await self._tx.write(complete_then_claim)
+        if completed:
+            self.notify(job_id, JobState.COMPLETED)
+        if following is not None:
+            self.notify(following.id, JobState.ACTIVE)
+        return completed, following
 
     def _complete(
         self,
@@ -364,7 +416,7 @@ class JobQueue:
     ) -> bool:
         """Put the job back as ``delayed`` until ``now + delay``."""
         now = utcnow()
-        return await self._owned_update(
+        return await self._moved(
             job_id,
             worker_id,
             state=JobState.DELAYED,
@@ -380,7 +432,7 @@ class JobQueue:
     async def release(self, job_id: str, worker_id: str) -> bool:
         """Give a job back untouched (the worker is stopping): waiting again, the attempt not counted."""
         now = utcnow()
-        return await self._owned_update(
+        return await self._moved(
             job_id,
             worker_id,
             state=JobState.WAITING,
@@ -411,7 +463,10 @@ class JobQueue:
             self._refund(connection, rows)
             return bool(rows)
 
-        return await self._tx.write(fail_and_refund)
+        failed = await self._tx.write(fail_and_refund)
+        if failed:
+            self.notify(job_id, JobState.FAILED)
+        return failed
 
     async def recover_expired(self, *, now: datetime | None = None) -> Recovered:
         """Take up jobs whose worker died (lease expired): requeue, or fail and refund when out of attempts.
@@ -509,7 +564,10 @@ class JobQueue:
             ).all()
             return "requeued" if requeued else None
 
-        return await self._tx.write(fail_or_requeue)
+        outcome = await self._tx.write(fail_or_requeue)
+        if outcome is not None:
+            self.notify(job_id, JobState.FAILED if outcome == "failed" else JobState.DELAYED)
+        return outcome
 
     @uncancellable
     async def expire_results(self, *, now: datetime | None = None) -> int:
@@ -595,6 +653,14 @@ class JobQueue:
         return await self._tx.write(
             lambda connection: self._owned(connection, job_id, owner, **values), one_statement=True
         )
+
+    @uncancellable
+    async def _moved(self, job_id: str, owner: str, *, state: str, **values: Any) -> bool:
+        """``_owned_update`` that moves the job to ``state``, published once it committed."""
+        moved = await self._owned_update(job_id, owner, state=state, **values)
+        if moved:
+            self.notify(job_id, state)
+        return moved
 
     @staticmethod
     def _owned(connection: Connection, job_id: str, owner: str, **values: Any) -> bool:

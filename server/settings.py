@@ -73,12 +73,30 @@ class Settings:
     cache_ttl_listing: timedelta = timedelta(minutes=1)
     metrics_auth: MetricsAuth = "admin"
     log_format: LogFormat = "text"
+    #: ``?wait=`` polls and event streams open at once in this process (each holds a connection).
+    max_waiters: int = 1000
+    #: How long an event stream stays open at most (the client reconnects; EventSource does by itself).
+    sse_max_duration: timedelta = timedelta(minutes=10)
+    #: A waiter re-reads its job at least this often, in case a wake-up was missed (another process
+    #: on the same SQLite file, the PostgreSQL LISTEN connection reconnecting).
+    wait_recheck: timedelta = timedelta(seconds=5)
+    #: Callback deliveries: attempts, the first retry's delay (then x4), one attempt's time limit.
+    webhook_attempts: int = 3
+    webhook_retry_base: timedelta = timedelta(seconds=10)
+    webhook_timeout: timedelta = timedelta(seconds=10)
+    #: How often the delivery loop looks for due deliveries it was not woken for (retries, restarts).
+    webhook_sweep_every: timedelta = timedelta(seconds=15)
+    #: For tests only: ``http://`` callback URLs, and callbacks to loopback addresses. Both off.
+    webhook_allow_http: bool = False
+    webhook_allow_loopback: bool = False
 
     def __post_init__(self) -> None:
         if self.heartbeat >= self.lease:
             raise ValueError("the heartbeat interval must be shorter than the lease")
         if self.workers < 1 and self.role != "api":
             raise ValueError("workers must be at least 1")
+        if self.webhook_attempts < 1:
+            raise ValueError("webhook attempts must be at least 1")
 
     def timeout_for(self, job_type: str) -> timedelta:
         """Hard limit for one attempt of a job of this type (a channel download runs long)."""
@@ -120,6 +138,10 @@ def _seconds(env: Mapping[str, str], name: str, default: timedelta) -> timedelta
     return timedelta(seconds=float(raw)) if raw else default
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").lower() in ("1", "true", "yes")
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     value = env.get(name) or default
     if value not in choices:
@@ -153,7 +175,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         port=int(env.get("SHORTVID_PORT", base.port)),
         role=cast(Role, role),  # checked against the Role values just above
         workers=int(env.get("SHORTVID_WORKERS", base.workers)),
-        offline=env.get("SHORTVID_OFFLINE", "").lower() in ("1", "true", "yes"),
+        offline=_flag(env, "SHORTVID_OFFLINE"),
         max_body_bytes=int(env.get("SHORTVID_MAX_BODY_BYTES", base.max_body_bytes)),
         header_timeout=_seconds(env, "SHORTVID_HEADER_TIMEOUT", base.header_timeout),
         body_timeout=_seconds(env, "SHORTVID_BODY_TIMEOUT", base.body_timeout),
@@ -191,4 +213,13 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
             _choice(env, "SHORTVID_METRICS_AUTH", ("admin", "loopback", "open"), base.metrics_auth),
         ),
         log_format=log_format_from_env(env),
+        max_waiters=int(env.get("SHORTVID_MAX_WAITERS", base.max_waiters)),
+        sse_max_duration=_seconds(env, "SHORTVID_SSE_MAX_DURATION", base.sse_max_duration),
+        wait_recheck=_seconds(env, "SHORTVID_WAIT_RECHECK", base.wait_recheck),
+        webhook_attempts=int(env.get("SHORTVID_WEBHOOK_ATTEMPTS", base.webhook_attempts)),
+        webhook_retry_base=_seconds(env, "SHORTVID_WEBHOOK_RETRY_BASE", base.webhook_retry_base),
+        webhook_timeout=_seconds(env, "SHORTVID_WEBHOOK_TIMEOUT", base.webhook_timeout),
+        webhook_sweep_every=_seconds(env, "SHORTVID_WEBHOOK_SWEEP_EVERY", base.webhook_sweep_every),
+        webhook_allow_http=_flag(env, "SHORTVID_WEBHOOK_ALLOW_HTTP"),
+        webhook_allow_loopback=_flag(env, "SHORTVID_WEBHOOK_ALLOW_LOOPBACK"),
     )

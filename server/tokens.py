@@ -1,7 +1,13 @@
-"""API tokens: creation (shown once), hashing, lookup, top-up, ban.
+"""API tokens: creation (shown once), hashing, lookup, top-up, ban; each token's callback signing secret.
 
 Tokens are 256-bit random strings, so one sha256 is enough to store them
 safely (no dictionary to attack); lookup is by hash only.
+
+Every token made gets a webhook signing secret with it (``models.tables.WebhookSecret``), shown
+with the token. The server signs callback notifications with it, so it is stored as it is (a hash
+could not sign). A secret of its own per token, rather than one derived from a server key: no key
+has to be shared by every node (the data directories are per node), one leaked secret says
+nothing about another's, and an admin can replace one token's secret without touching the rest.
 """
 
 from __future__ import annotations
@@ -9,16 +15,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from models.db import read_sessions, uncancellable, writing
-from models.tables import ApiToken
+from models.tables import ApiToken, WebhookSecret
+from models.video import iso_utc_ms
 from server.credits import MAX_CREDITS, CreditsOutOfRange, check_credits
 
 
@@ -27,6 +34,7 @@ class TokenNameTaken(ValueError):
 
 
 TOKEN_PREFIX = "sv_"  # noqa: S105  (a marker, not a secret)
+SECRET_PREFIX = "whsec_"  # noqa: S105  (a marker, not a secret)
 
 
 _COUNT = select(func.count()).select_from(ApiToken)
@@ -59,6 +67,11 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def new_webhook_secret() -> str:
+    """A fresh random signing secret (256 bits)."""
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
 @dataclass(frozen=True, slots=True)
 class TokenInfo:
     """A token row without its hash, safe to print or return."""
@@ -72,6 +85,9 @@ class TokenInfo:
     is_admin: bool
     created_at: datetime
     last_used_at: datetime | None
+    #: The callback signing secret, on the info ``create`` returns only (shown once, with the token);
+    #: not part of the row's identity, and never in a repr (which logs may print).
+    webhook_secret: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, row: ApiToken) -> TokenInfo:
@@ -89,6 +105,7 @@ class TokenInfo:
         )
 
     def to_json(self) -> dict[str, object]:
+        shown: dict[str, object] = {"webhook_secret": self.webhook_secret} if self.webhook_secret else {}
         return {
             "id": self.id,
             "name": self.name,
@@ -97,8 +114,9 @@ class TokenInfo:
             "unlimited": self.unlimited,
             "banned": self.banned,
             "admin": self.is_admin,
-            "created_at": self.created_at.isoformat(),
-            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "created_at": iso_utc_ms(self.created_at),
+            "last_used_at": iso_utc_ms(self.last_used_at) if self.last_used_at else None,
+            **shown,
         }
 
 
@@ -121,15 +139,35 @@ class TokenStore:
     async def create(
         self, *, name: str, credits: int = 0, unlimited: bool = False, admin: bool = False
     ) -> tuple[str, TokenInfo]:
-        """Create a token; the plain token is returned here and never again."""
+        """Create a token and its signing secret; the plain token is returned here and never again
+        (the info carries the secret, which an admin can also replace: ``rotate_webhook_secret``)."""
         check_credits(credits, "credits")
         token, row = _new_row(name=name, credits=credits, unlimited=unlimited, admin=admin)
         try:
             async with writing(self._sessions) as session:
                 session.add(row)
+                secret = await _add_secret(session, row)
         except IntegrityError as exc:
             raise TokenNameTaken(f"a token named {name!r} already exists; pick another name") from exc
-        return token, TokenInfo.of(row)
+        return token, replace(TokenInfo.of(row), webhook_secret=secret)
+
+    async def webhook_secret(self, token_id: int) -> str | None:
+        """The token's callback signing secret (None: made before callbacks existed, none yet)."""
+        async with self._reads() as session:
+            row = await session.get(WebhookSecret, token_id)
+            return row.secret if row is not None else None
+
+    @uncancellable
+    async def rotate_webhook_secret(self, token_id: int) -> str:
+        """Replace the token's signing secret (or give it its first); notifications sent from now on
+        are signed with the new one."""
+        secret = new_webhook_secret()
+        async with writing(self._sessions) as session:
+            if await session.get(ApiToken, token_id) is None:
+                raise LookupError(f"no token {token_id}")
+            await session.execute(delete(WebhookSecret).where(col(WebhookSecret.token_id) == token_id))
+            session.add(WebhookSecret(token_id=token_id, secret=secret))
+        return secret
 
     async def count(self) -> int:
         async with self._reads() as session:
@@ -243,6 +281,15 @@ def _new_row(*, name: str, credits: int, unlimited: bool, admin: bool) -> tuple[
     return token, row
 
 
+async def _add_secret(session: AsyncSession, row: ApiToken) -> str:
+    """Give a new token row its signing secret in the same transaction (flushes to learn its id)."""
+    await session.flush()
+    assert row.id is not None
+    secret = new_webhook_secret()
+    session.add(WebhookSecret(token_id=row.id, secret=secret))
+    return secret
+
+
 async def bootstrap_admin(connection: AsyncConnection) -> tuple[str, TokenInfo] | None:
     """Make the first-start admin token (unlimited) if no token exists; None when one does.
 
@@ -257,6 +304,7 @@ async def bootstrap_admin(connection: AsyncConnection) -> tuple[str, TokenInfo] 
         try:
             async with session.begin_nested():  # a savepoint: a clash must not undo the upgrade
                 session.add(row)
+                secret = await _add_secret(session, row)
         except IntegrityError:
             return None
-        return token, TokenInfo.of(row)
+        return token, replace(TokenInfo.of(row), webhook_secret=secret)

@@ -362,13 +362,14 @@ def test_platform_cookies_drops_other_sites() -> None:
 
 
 @pytest.fixture(scope="module")
-async def context() -> AsyncIterator[Any]:
+async def real_context() -> AsyncIterator[Any]:
     async with bare_chromium() as browser:
         yield await browser.new_context()
 
 
 @pytest.mark.browser
-async def test_imported_cookies_round_trip_through_a_real_context(context: Any) -> None:
+async def test_imported_cookies_round_trip_through_a_real_context(real_context: Any) -> None:
+    context = real_context
     """Playwright rejects a whole batch over one bad cookie; every format must be accepted as-is."""
     every = platform_cookies(
         parse_netscape(COOKIES_TXT)

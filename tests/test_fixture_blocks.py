@@ -33,7 +33,7 @@ from tests import test_fixture_site
 DESKTOP_UA = test_fixture_site.DESKTOP_UA
 MOBILE_UA = test_fixture_site.MOBILE_UA
 #: The real Chromium, launched as playwright.config says (tests/chromium.py).
-browser = test_fixture_site.browser
+chromium = test_fixture_site.chromium
 MS_TOKEN = "fixtureMsToken_" + "b" * 111 + "=="
 DETAIL = "https://www.douyin.com/aweme/v1/web/aweme/detail/"
 POST = "https://www.douyin.com/aweme/v1/web/aweme/post/"
@@ -448,10 +448,10 @@ def test_faults_from_constructor_and_environment(site: FixtureSite, monkeypatch:
 
 
 @pytest.mark.browser
-async def test_browser_passes_the_tiktok_waf_on_its_own(site: FixtureSite, browser: Any) -> None:
+async def test_browser_passes_the_tiktok_waf_on_its_own(site: FixtureSite, chromium: Any) -> None:
     item = pick(site, "tiktok")
     account = site.dataset.account("tiktok", "medium")
-    context = await browser.new_context(user_agent=DESKTOP_UA)
+    context = await chromium.new_context(user_agent=DESKTOP_UA)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -29,7 +29,7 @@ from tests import test_fixture_site
 
 DESKTOP_UA = test_fixture_site.DESKTOP_UA
 #: The real Chromium, launched as playwright.config says (tests/chromium.py).
-browser = test_fixture_site.browser
+chromium = test_fixture_site.chromium
 CAPTURES = Path(__file__).resolve().parents[1].parent / "shared" / "real-captures"
 PROFILE_CAPTURE = "douyin-web-api-user_profile_info.TikTokDownload-20230804.json"
 SHANGHAI = timezone(timedelta(hours=8))
@@ -369,9 +369,9 @@ def test_channels_have_pinned_and_photo_posts_and_profile_short_links(site: Fixt
 # --- Real browser -------------------------------------------------------------------------
 
 
-async def scroll_through(browser: Any, url: str, xhr_path: str, list_selector: str) -> list[tuple[str, Any]]:
+async def scroll_through(chromium: Any, url: str, xhr_path: str, list_selector: str) -> list[tuple[str, Any]]:
     """Open ``url``, scroll to the bottom until the post list says there is no more; the XHRs seen."""
-    context = await browser.new_context(user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 800})
+    context = await chromium.new_context(user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 800})
     page = await context.new_page()
     errors: list[str] = []
     responses: list[Any] = []
@@ -403,12 +403,12 @@ async def scroll_through(browser: Any, url: str, xhr_path: str, list_selector: s
 @pytest.mark.browser
 @pytest.mark.parametrize("role", ["medium", "big"])
 async def test_browser_tiktok_profile_pages_its_posts_on_scroll(
-    site: FixtureSite, browser: Any, role: str
+    site: FixtureSite, chromium: Any, role: str
 ) -> None:
     account = site.dataset.account("tiktok", role)
     rejected = site.stats["tiktok.api_rejected"]
     seen = await scroll_through(
-        browser, account.profile_url, "/api/post/item_list/", "[data-e2e=user-post-item-list]"
+        chromium, account.profile_url, "/api/post/item_list/", "[data-e2e=user-post-item-list]"
     )
     *xhrs, (_, tiles) = seen
     expected = ids(visible(account))
@@ -429,10 +429,10 @@ async def test_browser_tiktok_profile_pages_its_posts_on_scroll(
 
 
 @pytest.mark.browser
-async def test_browser_douyin_profile_pages_its_posts_on_scroll(site: FixtureSite, browser: Any) -> None:
+async def test_browser_douyin_profile_pages_its_posts_on_scroll(site: FixtureSite, chromium: Any) -> None:
     account = site.dataset.account("douyin", "medium")
     rejected = site.stats["douyin.api_rejected"]
-    seen = await scroll_through(browser, account.profile_url, "/aweme/v1/web/", "[data-e2e=scroll-list]")
+    seen = await scroll_through(chromium, account.profile_url, "/aweme/v1/web/", "[data-e2e=scroll-list]")
     *xhrs, (_, tiles) = seen
     posts = [(url, body) for url, body in xhrs if url.startswith(POST)]
     profiles = [body for url, body in xhrs if url.startswith(PROFILE)]
@@ -463,8 +463,8 @@ async def test_browser_douyin_profile_pages_its_posts_on_scroll(site: FixtureSit
 
 
 @pytest.mark.browser
-async def test_browser_private_and_missing_profiles(site: FixtureSite, browser: Any) -> None:
-    context = await browser.new_context(user_agent=DESKTOP_UA)
+async def test_browser_private_and_missing_profiles(site: FixtureSite, chromium: Any) -> None:
+    context = await chromium.new_context(user_agent=DESKTOP_UA)
     page = await context.new_page()
     for platform, role, marker in (
         ("douyin", "private", "[data-e2e=user-private]"),

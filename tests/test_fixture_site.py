@@ -401,18 +401,18 @@ async def test_unknown_paths_are_404_and_static_assets_are_served(site: FixtureS
 
 
 @pytest.fixture(scope="module")
-async def browser(site: FixtureSite) -> AsyncIterator[Any]:
+async def chromium(site: FixtureSite) -> AsyncIterator[Any]:
     async with bare_chromium(site.browser_args()) as launched:
         yield launched
 
 
 @pytest.mark.browser
 async def test_browser_passes_douyin_challenge_and_signs_the_detail_xhr(
-    site: FixtureSite, browser: Any
+    site: FixtureSite, chromium: Any
 ) -> None:
     item = pick(site, "douyin", kind="video", state="public", pinned=False)
     note = pick(site, "douyin", kind="photo", state="public")
-    context = await browser.new_context(user_agent=DESKTOP_UA, locale="zh-CN")
+    context = await chromium.new_context(user_agent=DESKTOP_UA, locale="zh-CN")
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -434,7 +434,7 @@ async def test_browser_passes_douyin_challenge_and_signs_the_detail_xhr(
     assert {"__ac_nonce", "__ac_signature", "ttwid", "msToken"} <= cookies
 
     # The same signed URL from a context without the page's cookies gets the empty 200.
-    stranger = await browser.new_context(user_agent=DESKTOP_UA)
+    stranger = await chromium.new_context(user_agent=DESKTOP_UA)
     replay = await (await stranger.new_page()).goto(response.url)
     assert replay is not None and replay.status == 200 and await replay.body() == b""
     assert site.stats["douyin.api_rejected"] == rejected + 1
@@ -459,9 +459,9 @@ async def test_browser_passes_douyin_challenge_and_signs_the_detail_xhr(
 
 
 @pytest.mark.browser
-async def test_browser_loads_tiktok_page_with_its_cookies(site: FixtureSite, browser: Any) -> None:
+async def test_browser_loads_tiktok_page_with_its_cookies(site: FixtureSite, chromium: Any) -> None:
     item = pick(site, "tiktok", kind="video", state="public")
-    context = await browser.new_context()
+    context = await chromium.new_context()
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -477,9 +477,9 @@ async def test_browser_loads_tiktok_page_with_its_cookies(site: FixtureSite, bro
 
 
 @pytest.mark.browser
-async def test_browser_mobile_share_page_gets_router_data(site: FixtureSite, browser: Any) -> None:
+async def test_browser_mobile_share_page_gets_router_data(site: FixtureSite, chromium: Any) -> None:
     item = pick(site, "douyin", kind="video", state="public")
-    context = await browser.new_context(
+    context = await chromium.new_context(
         user_agent=MOBILE_UA, is_mobile=True, viewport={"width": 390, "height": 844}
     )
     page = await context.new_page()
@@ -498,11 +498,11 @@ async def test_browser_mobile_share_page_gets_router_data(site: FixtureSite, bro
 @pytest.mark.browser
 @pytest.mark.parametrize(("kind", "layout"), [("photo", "api-data"), ("video", "reflow")])
 async def test_browser_hydrates_the_mobile_page(
-    site: FixtureSite, browser: Any, kind: str, layout: str
+    site: FixtureSite, chromium: Any, kind: str, layout: str
 ) -> None:
     """The mobile bundle (``static/tiktok/sharing.js``) renders the post from either layout."""
     item = mobile_post(site, kind, layout)
-    context = await browser.new_context(
+    context = await chromium.new_context(
         user_agent=MOBILE_UA, is_mobile=True, has_touch=True, viewport={"width": 390, "height": 844}
     )
     try:

@@ -7,10 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from server.auth import authenticate
-from server.body import json_object
-from server.credits import CreditsOutOfRange, check_credits
+from server.body import parse_body
+from server.credits import CreditsOutOfRange
 from server.error_map import ApiError, bad_request
 from server.keys import POOL, TOKENS
+from server.schemas import CreateToken, TopUp
 from server.tokens import TokenInfo, TokenNameTaken
 
 ADMIN_ONLY = "Forbidden: this route needs an admin token."
@@ -19,14 +20,6 @@ ADMIN_ONLY = "Forbidden: this route needs an admin token."
 async def _admin(request: web.Request) -> None:
     if not (await authenticate(request)).is_admin:
         raise ApiError(403, ADMIN_ONLY)
-
-
-def _credit_field(body: dict[str, Any], name: str, *, allow_negative: bool = False) -> int:
-    """A credit amount from the body: a JSON integer within the bounds, else a 400 saying the range."""
-    try:
-        return check_credits(body.get(name), f'"{name}"', allow_negative=allow_negative)
-    except CreditsOutOfRange as exc:
-        raise bad_request(f"{exc}.") from exc
 
 
 async def _target(request: web.Request) -> TokenInfo:
@@ -47,15 +40,10 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 async def create_token(request: web.Request) -> web.Response:
     await _admin(request)
-    body = await json_object(request)
-    name = body.get("name")
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100 or not name.isprintable():
-        raise bad_request('"name" must be a string of 1 to 100 printable characters.')
-    unlimited = body.get("unlimited") is True
-    credits = 0 if unlimited else _credit_field(body, "credits")
+    body = await parse_body(request, CreateToken)
     try:
         token, info = await request.app[TOKENS].create(
-            name=name.strip(), credits=credits, unlimited=unlimited, admin=body.get("admin") is True
+            name=body.name, credits=body.credits, unlimited=body.unlimited, admin=body.admin
         )
     except TokenNameTaken as exc:
         raise ApiError(409, f"Conflict: {exc}.") from exc
@@ -65,7 +53,7 @@ async def create_token(request: web.Request) -> web.Response:
 async def topup(request: web.Request) -> web.Response:
     await _admin(request)
     target = await _target(request)
-    amount = _credit_field(await json_object(request), "amount", allow_negative=True)
+    amount = (await parse_body(request, TopUp)).amount
     try:
         info = await request.app[TOKENS].topup(target.id, amount)
     except CreditsOutOfRange as exc:
@@ -84,6 +72,18 @@ def set_banned(banned: bool) -> Any:
     return handler
 
 
+async def rotate_webhook_secret(request: web.Request) -> web.Response:
+    """A new callback signing secret for the token, shown in this answer only (the old one stops
+    signing at once): for tokens made before callbacks existed, or a secret that leaked."""
+    await _admin(request)
+    target = await _target(request)
+    try:
+        secret = await request.app[TOKENS].rotate_webhook_secret(target.id)
+    except LookupError as exc:
+        raise ApiError(404, "Token not found") from exc
+    return _ok({"id": target.id, "name": target.name, "webhook_secret": secret})
+
+
 async def sessions(request: web.Request) -> web.Response:
     """Every browser session of this node: identity, state, score, cooldown, uses, age."""
     await _admin(request)
@@ -99,3 +99,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/admin/tokens/{ref}/topup", topup)
     app.router.add_post("/api/admin/tokens/{ref}/ban", set_banned(True))
     app.router.add_post("/api/admin/tokens/{ref}/unban", set_banned(False))
+    app.router.add_post("/api/admin/tokens/{ref}/webhook-secret", rotate_webhook_secret)
