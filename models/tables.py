@@ -103,6 +103,9 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         Index("ix_jobs_claim", "state", "run_at"),
         Index("ix_jobs_dedupe", "dedupe_key", "state"),
+        # The console's lists and charts: recent jobs, all of them (admin) or one token's.
+        Index("ix_jobs_created", "created_at"),
+        Index("ix_jobs_token_created", "token_id", "created_at"),
         # At most one job per key runs the scrape: taking the lead is atomic on both engines.
         Index(
             "ux_jobs_leader",
