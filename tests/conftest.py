@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +112,19 @@ async def client(site: FixtureSite, tmp_path_factory: pytest.TempPathFactory) ->
 async def token(client: TestClient) -> str:
     value, _ = await client.app[TOKENS].create(name=f"e2e-{uuid.uuid4().hex[:8]}", credits=100_000)
     return value
+
+
+@pytest.fixture
+def json_lines() -> Iterator[io.StringIO]:
+    """Everything logged at INFO and up during the test, as ``SHORTVID_LOG_FORMAT=json`` writes it."""
+    from server.logs import configure_logging
+
+    root = logging.getLogger()
+    level = root.level
+    stream = io.StringIO()
+    handler = configure_logging("json", stream=stream)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

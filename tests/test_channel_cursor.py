@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -480,11 +479,10 @@ async def test_a_channel_download_takes_the_cursor_of_a_listing(
     started = await response.json()
     assert response.status == 200 and started["data"]["total"] == 4, started
     task_id = started["data"]["taskId"]
-    for _ in range(900):  # bounds a hung test only
-        task = (await (await client.get(f"/api/task/{task_id}")).json())["data"]
+    for _ in range(6):  # each ?wait= answers at the task's end; six of them bound a hung test only
+        task = (await (await client.get(f"/api/task/{task_id}?wait=30")).json())["data"]
         if task["status"] in ("completed", "partial", "failed"):
             break
-        await asyncio.sleep(0.2)
     assert task["status"] == "completed", task
     assert [item["video_id"] for item in task["items"]] == expected_channel(account, 10_000, None)[6:10]
 

@@ -103,8 +103,8 @@ def test_extract_reads_a_real_capture() -> None:
     deleted = shortvid(
         "extract", str(CAPTURES / "douyin-web-api-user_post_delete.TikTokDownload-20230804.json"), check=False
     )
-    assert (
-        deleted.returncode == 1 and deleted.stderr.startswith("shortvid: private: ")
+    assert deleted.returncode == 1 and deleted.stderr.startswith(
+        "shortvid: private: "
     )  # status_self_see: hidden or deleted
 
 

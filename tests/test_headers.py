@@ -8,7 +8,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from server.app import create_app
 from server.auth import RateLimiter
 from server.keys import TOKENS
-from server.logs import configure_logging
 from server.settings import Settings
 
 VIDEO = "https://www.douyin.com/video/7071967230287744267"
@@ -67,19 +66,6 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     api = await _api(tmp_path, rate_limit=3)
     yield api
     await api.client.close()
-
-
-@pytest.fixture
-def json_lines() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    level = root.level
-    stream = io.StringIO()
-    handler = configure_logging("json", stream=stream)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 # --- X-Request-ID ----------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,20 +30,6 @@ from tests.jobs import enqueue_job
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 SETTINGS = Settings(retry_base=timedelta(milliseconds=10), poll_interval=timedelta(milliseconds=20))
-
-
-@pytest.fixture
-def json_lines() -> Iterator[io.StringIO]:
-    """Everything logged at INFO and up during the test, as ``SHORTVID_LOG_FORMAT=json`` writes it."""
-    root = logging.getLogger()
-    level = root.level
-    stream = io.StringIO()
-    handler = configure_logging("json", stream=stream)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def _record(message: str, **extra: Any) -> logging.LogRecord:
@@ -69,6 +54,8 @@ async def _run_jobs(engine: AsyncEngine, handlers: dict[str, Any], types: list[s
     worker = Worker(queue=queue, context=None, settings=SETTINGS, wakeup=asyncio.Event(), handlers=handlers)  # type: ignore[arg-type]
     loop = asyncio.ensure_future(worker.run())
     try:
+        # Polled, not woken by the job's end event: the worker logs its outcome line after the
+        # state commits, so "the job ended" comes a step before "the worker said so".
         async with asyncio.timeout(15):  # bounds a hung test only
             for job_id in ids:
                 while (job := await queue.get(job_id)) is not None and job.state not in JobState.FINISHED:
@@ -129,12 +116,12 @@ def test_json_keeps_one_line_for_any_text_and_value() -> None:
             "x", logging.ERROR, __file__, 1, "title\u2028with\nbreaks %s", ("é",), None
         )
         record.exc_info = sys.exc_info()
-    record.path = Path("/tmp/a b")
+    record.path = Path("downloads") / "a b.mp4"
     line = JsonFormatter().format(record)
     assert "\n" not in line and "\u2028" not in line
     entry = json.loads(line)
     assert entry["message"] == "title\u2028with\nbreaks é"
-    assert entry["path"] == "/tmp/a b" and "ValueError: boom" in entry["exc_info"]
+    assert entry["path"] == str(Path("downloads") / "a b.mp4") and "ValueError: boom" in entry["exc_info"]
 
 
 def test_configure_logging_replaces_only_its_own_handler_and_quiets_apscheduler() -> None:
