@@ -67,7 +67,7 @@ def _bare_app() -> web.Application:
 @contextlib.asynccontextmanager
 async def _job_api(data_dir: Path, database_url: str | None, workers: int) -> AsyncIterator[tuple[str, str]]:
     """The real API (role api) plus ``workers`` no-op workers on its queue: (base URL, token)."""
-    settings = Settings(data_dir=data_dir, database_url=database_url, role="api", rate_limit_per_minute=0)
+    settings = Settings(data_dir=data_dir, database_url=database_url, role="api", rate_limit=0)
     app = create_app(settings, on_first_token=lambda token, info: None)
     server = TestServer(app)
     await server.start_server()

@@ -26,7 +26,7 @@ async def api_against(
     """A running app (its own data dir) scraping ``site``, and the auth headers to call it;
     ``browser_overrides`` replace fields of the browser settings (``fast_path=False`` …)."""
     with TemporaryDirectory() as data_dir:
-        settings = Settings(data_dir=Path(data_dir), workers=workers, rate_limit_per_minute=0)
+        settings = Settings(data_dir=Path(data_dir), workers=workers, rate_limit=0)
         browser = replace(load_browser_settings().pointed_at(site), **browser_overrides)
         client = await start_app(settings, browser)
         try:

@@ -259,32 +259,3 @@ def load_browser_settings(path: Path | None = None, env: Mapping[str, str] | Non
         raise ValueError("pool size must be at least 1")
     values["executable_path"] = find_executable(values["executable_path"])
     return BrowserSettings(**values)
-
-
-@dataclass(frozen=True, slots=True)
-class CacheSettings:
-    """Coalescing and the short result cache (``[cache]``); the server applies them to its jobs."""
-
-    enabled: bool = True
-    item_ttl: float = 300.0
-    listing_ttl: float = 60.0
-
-
-def load_cache_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> CacheSettings:
-    """``[cache]`` of the TOML file, then ``SHORTVID_CACHE`` / ``SHORTVID_CACHE_TTL_ITEM`` / ``_LISTING``."""
-    env = os.environ if env is None else env
-    path = Path(env.get("SHORTVID_PLAYWRIGHT_CONFIG", str(path or REPO_CONFIG)))
-    raw: dict[str, Any] = tomllib.loads(path.read_text()).get("cache", {}) if path.exists() else {}
-    values: dict[str, Any] = {
-        "enabled": bool(raw.get("enabled", True)),
-        "item_ttl": float(raw.get("item_ttl", 300)),
-        "listing_ttl": float(raw.get("listing_ttl", 60)),
-    }
-    for key, name, convert in (
-        ("enabled", "SHORTVID_CACHE", _bool),
-        ("item_ttl", "SHORTVID_CACHE_TTL_ITEM", float),
-        ("listing_ttl", "SHORTVID_CACHE_TTL_LISTING", float),
-    ):
-        if env.get(name):
-            values[key] = convert(env[name])
-    return CacheSettings(**values)

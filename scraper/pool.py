@@ -30,7 +30,6 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from scraper.config import BrowserSettings
 from scraper.errors import BrowserCrashed, NetworkError, ScraperError, ScrapeTimeout
-from scraper.outcome import Outcome, outcome_of
 from scraper.session import Session, SessionState
 
 log = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ class BrowserPool:
         self._launched_at = 0.0
         self._pages_this_browser = 0
         self.retired: collections.Counter[str] = collections.Counter()
-        #: Risk answers (``Outcome.RISK``) raised out of a lease, by error code.
+        #: Risk answers (``Outcome.RISK``) its sessions recorded, by error code.
         self.blocks: collections.Counter[str] = collections.Counter()
         #: Browser relaunches by reason: ``died`` (disconnected) or ``rollover`` (page budget).
         self.relaunched: collections.Counter[str] = collections.Counter()
@@ -137,10 +136,16 @@ class BrowserPool:
     def _count_page(self) -> None:
         self._pages_this_browser += 1
 
+    def _count_block(self, code: str) -> None:
+        """Every block a session records: a lease that raised it, or a route that failed before
+        another route of the same attempt succeeded (``scraper.service.fetch_item``)."""
+        self.blocks[code] += 1
+
     async def _new_session(self) -> Session:
         assert self._browser is not None
         session = await Session.create(self._browser, self.settings, self._generation, next(self._identities))
         session.on_page = self._count_page
+        session.on_block = self._count_block
         return session
 
     async def _ensure_browser(self) -> None:
@@ -257,9 +262,7 @@ class BrowserPool:
             try:
                 yield session
             except ScraperError as exc:
-                session.record(exc)
-                if outcome_of(exc) is Outcome.RISK:
-                    self.blocks[exc.code] += 1
+                session.record(exc)  # a block is counted by _count_block
                 raise
             except PlaywrightError as exc:
                 error = translate_playwright_error(exc)

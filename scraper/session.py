@@ -147,6 +147,8 @@ class Session:
         self.last_error: str | None = None
         self.aborted_requests = 0
         self.on_page: Callable[[], None] = lambda: None
+        #: Told the code of every block this identity met, wherever it was recorded (the pool counts).
+        self.on_block: Callable[[str], None] = lambda code: None
         #: Token buckets per endpoint family: spend one before each request (``scraper.pacing``).
         self.pacer = settings.make_pacer()
         #: One idle tab per platform: mixing platforms in one tab swaps renderer processes.
@@ -246,6 +248,7 @@ class Session:
             pause = min(self.settings.cooldown_base * 2 ** (self.risk_streak - 1), self.settings.cooldown_max)
             self.cooling_until = time.monotonic() + pause
             self.last_error = getattr(error, "code", "blocked")
+            self.on_block(self.last_error)
         elif isinstance(error, errors.BrowserCrashed):
             self.retire_reason = "crashed"
             self.last_error = error.code

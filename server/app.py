@@ -74,7 +74,7 @@ def create_app(
     )
     app[BROWSER] = browser or load_browser_settings()
     app[WAKEUP] = asyncio.Event()
-    app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
+    app[RATE_LIMITER] = RateLimiter(settings.rate_limit)
     app[JOB_EVENTS] = JobEvents(max_waiters=settings.max_waiters)
     health.add_routes(app)
     jobs.add_routes(app)
@@ -108,6 +108,7 @@ def _database(on_first_token: FirstTokenCallback) -> Callable[[web.Application],
         app[QUEUE] = JobQueue(
             sessions, lease=settings.lease, result_ttl=settings.result_ttl, notify=app[JOB_EVENTS].publish
         )
+        app[QUEUE].on_lost = app[METRICS].job_lost
         app[CALLBACKS] = CallbackStore.for_settings(engine, settings)
         app[FILES] = FileStore(
             settings.files_dir, sessions, ttl=settings.file_ttl, max_bytes=settings.files_max_bytes

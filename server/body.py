@@ -66,7 +66,7 @@ async def parse_body(request: web.Request, model: type[BodyT], *, context: objec
 
 
 class SubmitRoute(Protocol):
-    """What ``submit_body`` needs of a ``server.routes.jobs.JobRoute``."""
+    """What ``submit_body`` needs of a ``server.job_routes.JobRoute``."""
 
     @property
     def platform(self) -> Platform: ...

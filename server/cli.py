@@ -20,7 +20,7 @@ from scraper.config import BrowserSettings, load_browser_settings
 from scraper.errors import ScraperError
 from scraper.naming import DEFAULT_TEMPLATE
 from server.logs import configure_logging
-from server.settings import Settings, log_format_from_env, settings_from_env
+from server.settings import Settings, SettingsError, load_settings, log_format_from_env
 
 
 def _print_json(data: Any) -> None:
@@ -48,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.connections import serve
     from server.node import NodeBusy
 
-    settings = settings_from_env().with_overrides(
+    settings = load_settings().with_overrides(
         host=args.host,
         port=args.port,
         role=args.role,
@@ -109,7 +109,7 @@ async def _token_store(settings: Settings) -> AsyncIterator[Any]:
 
 
 async def _token_command(args: argparse.Namespace) -> int:
-    settings = settings_from_env().with_overrides(
+    settings = load_settings().with_overrides(
         data_dir=Path(args.data_dir) if args.data_dir else None, database_url=args.database_url
     )
     async with _token_store(settings) as store:
@@ -585,6 +585,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
+    except SettingsError as exc:  # names the variable to fix
+        return _fail(f"bad setting: {exc}")
     except KeyboardInterrupt:
         return 130
 

@@ -47,6 +47,7 @@ from scraper.hosts import Platform
 from scraper.since import MAX_COUNT, parse_timezone
 from scraper.urls import ParsedUrl, classify
 from server.error_map import bad_request
+from server.job_routes import route_for
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,2000}\.[A-Za-z0-9_-]{22}")
 _IDENT = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PLATFORMS: tuple[Platform, ...] = ("douyin", "tiktok")
-_ROUTES = {"douyin": "POST /api/channel/videos", "tiktok": "POST /api/tiktok/channel/videos"}
 _MAX_MS = 2**53
 _MAX_PAGE = 2**63 - 1
 _FIELDS = frozenset("vpushcztiagn")
@@ -232,9 +232,9 @@ def _safe_ident(value: str | None) -> str | None:
 # --- the key ------------------------------------------------------------------------------------
 
 
-def cursor_key(settings: Settings, env: Mapping[str, str] | None = None) -> bytes:
+def cursor_key(settings: Settings) -> bytes:
     """This server's cursor key (see the module docstring for where it comes from)."""
-    configured = (os.environ if env is None else env).get(KEY_ENV) or None
+    configured = settings.cursor_key.get_secret_value() if settings.cursor_key else None
     return _derived_key(settings.data_dir.resolve(), configured)
 
 
@@ -291,7 +291,7 @@ def continue_listing(
     if cursor.platform != parsed.platform:
         raise bad_request(
             f'Invalid "cursor": it continues a {cursor.platform} listing; send it to'
-            f" {_ROUTES[cursor.platform]} with that profile's URL."
+            f" POST {route_for(cursor.platform, 'channel.videos').path} with that profile's URL."
         )
     if not cursor.same_account(parsed):
         raise bad_request(

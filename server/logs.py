@@ -33,8 +33,9 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "asctime",
     "taskName",
 }
-#: Loggers that say too much at INFO: APScheduler's executor logs every run of every duty twice.
-_QUIETER = {"apscheduler.executors.default": logging.WARNING}
+#: Loggers that say too much at INFO: APScheduler's executor logs every run of every duty twice;
+#: Alembic (1.16+) logs each of its autogenerate plugins being set up, at every start.
+_QUIETER = {"apscheduler.executors.default": logging.WARNING, "alembic.runtime.plugins": logging.WARNING}
 
 
 @contextlib.contextmanager

@@ -186,6 +186,13 @@ class Metrics:
         if refunded:
             self._refunded.labels(job_type).inc(refunded)
 
+    def job_lost(self, job_type: str, refunded: int) -> None:
+        """A job recovery failed for good (its worker died on its last attempt): no duration to tell."""
+        self._jobs.labels(job_type, JobState.FAILED).inc()
+        self._failures.labels(job_type, "lost").inc()
+        if refunded:
+            self._refunded.labels(job_type).inc(refunded)
+
     def job_retried(self, job_type: str, code: str, seconds: float) -> None:
         self._retries.labels(job_type, code).inc()
         self._durations.labels(job_type, "retry").observe(seconds)

@@ -25,14 +25,13 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from server import schemas
 from server.auth import BANNED, INVALID_TOKEN, MISSING_TOKEN, insufficient_credits
+from server.job_routes import DOWNLOAD_MESSAGE, RESULT_MESSAGE
 from server.routes.admin import ADMIN_ONLY
 from server.settings import MetricsAuth
 
 REF = "#/components/schemas/{model}"
 Auth = Literal["none", "bearer", "admin"]
 
-_JOB_MESSAGE = "Job queued. Poll GET /api/job/:jobId for result."
-_DOWNLOAD_MESSAGE = "Job queued. Poll GET /api/job/:jobId for download URL."
 _JOB_ID = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 _TASK_ID = "c3d4e5f6-a7b8-9012-cdef-234567890123"
 
@@ -78,12 +77,12 @@ def _ok_example(data: Any) -> dict[str, Any]:
 _ACCEPTED = Answer(
     "Accepted and charged: poll the job.",
     schemas.OkJobAccepted,
-    examples={"queued": _ok_example({"jobId": _JOB_ID, "message": _JOB_MESSAGE})},
+    examples={"queued": _ok_example({"jobId": _JOB_ID, "message": RESULT_MESSAGE})},
 )
 _ACCEPTED_DOWNLOAD = Answer(
     "Accepted and charged: poll the job for the download URL.",
     schemas.OkJobAccepted,
-    examples={"queued": _ok_example({"jobId": _JOB_ID, "message": _DOWNLOAD_MESSAGE})},
+    examples={"queued": _ok_example({"jobId": _JOB_ID, "message": DOWNLOAD_MESSAGE})},
 )
 _TASK_STARTED = Answer(
     "Accepted and charged: the batch download started; follow it at GET /api/task/{taskId}.",

@@ -244,6 +244,9 @@ class JobQueue:
         self.result_ttl = result_ttl
         #: Told of every transition once it committed; may be set after construction (app wiring).
         self.notify = notify
+        #: Told (job type, credits refunded) of each job recovery failed for good: no worker
+        #: records those, so this is how the metrics count them.
+        self.on_lost: Callable[[str, int], None] = lambda job_type, refunded: None
 
     @uncancellable
     async def enqueue(
@@ -536,16 +539,21 @@ class JobQueue:
         recovering at once only one moves the job (and refunds it). None: someone else did."""
         mine = and_(col(Job.id) == job_id, orphaned)
         error, code = retry
+        lost: list[tuple[str, int]] = []  # filled by the transaction; read once it committed
 
         def fail_or_requeue(connection: Connection) -> str | None:
+            lost.clear()  # a transaction rolled back and run again starts over
             failed = connection.execute(
                 update(Job)
                 .where(mine, col(Job.attempts) >= Job.max_attempts)
                 .values(**self._failed_values(now, _LOST, "lost"))
-                .returning(col(Job.token_id), col(Job.cost))
+                .returning(col(Job.token_id), col(Job.cost), col(Job.type))
             ).all()
             if failed:
-                self._refund(connection, failed)
+                self._refund(connection, [(token_id, cost) for token_id, cost, _ in failed])
+                lost.extend(
+                    (job_type, cost if token_id is not None else 0) for token_id, cost, job_type in failed
+                )
                 return "failed"
             requeued = connection.execute(
                 update(Job)
@@ -567,6 +575,8 @@ class JobQueue:
         outcome = await self._tx.write(fail_or_requeue)
         if outcome is not None:
             self.notify(job_id, JobState.FAILED if outcome == "failed" else JobState.DELAYED)
+        for job_type, refunded in lost:
+            self.on_lost(job_type, refunded)
         return outcome
 
     @uncancellable

@@ -1,102 +1,223 @@
-"""Server settings: sensible defaults, overridden by ``SHORTVID_*`` environment variables and CLI flags."""
+"""Server settings: one typed object, read from ``SHORTVID_*`` environment variables (and an optional
+``.env``), then CLI flags. Validation errors name the variable to fix (``SettingsError``).
+
+The field's ``description`` is the README's settings table (``server/settings_table.py`` writes it and a
+test keeps the two equal), so a setting documented is a setting that exists, with its real default.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+import re
+import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Annotated, Any, ClassVar, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from scraper.config import load_cache_settings
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from scraper.config import REPO_CONFIG
 from scraper.since import DEFAULT_TIMEZONES
 
+ENV_PREFIX = "SHORTVID_"
 Role = Literal["all", "api", "worker"]
 #: Who may read ``GET /metrics``: an admin token; anyone on loopback (others need an admin token); anyone.
 MetricsAuth = Literal["admin", "loopback", "open"]
 #: ``json``: one JSON object a line; ``text``: readable ``key=value`` lines.
 LogFormat = Literal["json", "text"]
 
-#: Credits per job type (vendor defaults).
-DEFAULT_COSTS: dict[str, int] = {
-    "video.parse": 10,
-    "video.download": 10,
-    "channel.videos": 20,
-    "channel.download": 20,
-    "tiktok.video.parse": 10,
-    "tiktok.video.download": 10,
-    "tiktok.channel.videos": 20,
-    "tiktok.channel.download": 20,
-}
+_NUMBER = re.compile(r"\s*[0-9]+(\.[0-9]*)?\s*")
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+def _seconds_from_text(value: object) -> object:
+    """``"90"`` from the environment means 90 seconds (pydantic reads only ISO 8601 durations from text)."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        return float(value)
+    return value
+
+
+#: A duration given in seconds (``"2.5"``), or as ISO 8601 (``"PT2M"``); never zero or negative.
+Seconds = Annotated[timedelta, BeforeValidator(_seconds_from_text), Field(gt=timedelta(0))]
+Count = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(ge=1)]
+
+
+def _env(description: str, default: Any, *, shown: str | None = None, **constraints: Any) -> Any:
+    """A field's README line: what it does, and (``shown``) its default as a person reads it."""
+    extra: dict[str, Any] | None = {"shown_default": shown} if shown is not None else None
+    return Field(default, description=description, json_schema_extra=extra, **constraints)
+
+
+class SettingsError(ValueError):
+    """Settings that do not validate; the message names each variable and says what it must be."""
+
+
+class Settings(BaseSettings):
     """Everything the server process needs to know, resolved once at start-up."""
 
-    data_dir: Path = Path("data")
-    database_url: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 8000
-    role: Role = "all"
-    workers: int = 2
-    offline: bool = False
-    max_body_bytes: int = 64 * 1024
-    header_timeout: timedelta = timedelta(seconds=5)
-    body_timeout: timedelta = timedelta(seconds=10)
-    keepalive_timeout: timedelta = timedelta(seconds=15)
-    max_connections_per_client: int = 64
-    max_attempts: int = 3
-    retry_base: timedelta = timedelta(seconds=2)
-    retry_cap: timedelta = timedelta(minutes=2)
-    lease: timedelta = timedelta(seconds=90)
-    heartbeat: timedelta = timedelta(seconds=20)
-    job_timeout: timedelta = timedelta(seconds=120)
-    download_timeout: timedelta = timedelta(minutes=10)
-    task_timeout: timedelta = timedelta(hours=2)
-    download_concurrency: int = 3
-    file_ttl: timedelta = timedelta(days=7)
-    files_max_bytes: int = 20 * 1024**3
-    public_url: str | None = None
-    poll_interval: timedelta = timedelta(seconds=1)
-    result_ttl: timedelta = timedelta(hours=24)
-    recover_every: timedelta = timedelta(seconds=15)
-    expire_every: timedelta = timedelta(seconds=60)
-    rate_limit_per_minute: int = 120
-    costs: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_COSTS))
-    channel_timezones: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TIMEZONES.items()))
-    worker_name: str = ""
-    #: Coalescing and the short result cache (parse and channel-listing jobs only).
-    cache: bool = True
-    cache_ttl_item: timedelta = timedelta(minutes=5)
-    cache_ttl_listing: timedelta = timedelta(minutes=1)
-    metrics_auth: MetricsAuth = "admin"
-    log_format: LogFormat = "text"
-    #: ``?wait=`` polls and event streams open at once in this process (each holds a connection).
-    max_waiters: int = 1000
-    #: How long an event stream stays open at most (the client reconnects; EventSource does by itself).
-    sse_max_duration: timedelta = timedelta(minutes=10)
-    #: A waiter re-reads its job at least this often, in case a wake-up was missed (another process
-    #: on the same SQLite file, the PostgreSQL LISTEN connection reconnecting).
-    wait_recheck: timedelta = timedelta(seconds=5)
-    #: Callback deliveries: attempts, the first retry's delay (then x4), one attempt's time limit.
-    webhook_attempts: int = 3
-    webhook_retry_base: timedelta = timedelta(seconds=10)
-    webhook_timeout: timedelta = timedelta(seconds=10)
-    #: How often the delivery loop looks for due deliveries it was not woken for (retries, restarts).
-    webhook_sweep_every: timedelta = timedelta(seconds=15)
-    #: For tests only: ``http://`` callback URLs, and callbacks to loopback addresses. Both off.
-    webhook_allow_http: bool = False
-    webhook_allow_loopback: bool = False
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+    )
 
-    def __post_init__(self) -> None:
+    data_dir: Path = _env(
+        "database (SQLite) and files; two instances with different dirs run side by side", Path("data")
+    )
+    database_url: str | None = _env(
+        "`postgresql://user@host/db` to scale out", None, shown="SQLite in the data dir"
+    )
+    host: str = _env("listen address", "127.0.0.1")
+    port: int = _env("listen port", 8000, ge=1, le=65535)
+    role: Role = _env("`api` (HTTP only), `worker` (jobs only) or `all`", "all")
+    workers: Count = _env("jobs run at once in this process (the pool grows to match)", 2)
+    offline: bool = _env("scrape the built-in fixture site", False)
+    max_body_bytes: Positive = _env("request body limit", 64 * 1024)
+    header_timeout: Seconds = _env(
+        "time a client has to send a request's headers; then the connection is closed", timedelta(seconds=5)
+    )
+    body_timeout: Seconds = _env(
+        "time a client has to send a request's body; then it is answered 408", timedelta(seconds=10)
+    )
+    keepalive_timeout: Seconds = _env(
+        "an idle keep-alive connection is closed after this", timedelta(seconds=15)
+    )
+    max_connections_per_client: Count = _env(
+        "open connections per client address (0 = no cap; raise it behind a reverse proxy, where all"
+        " clients share one address)",
+        64,
+    )
+    max_attempts: Positive = _env("attempts for retryable failures (blocks, timeouts, crashes)", 3)
+    retry_base: Seconds = _env("first retry delay, doubled per attempt", timedelta(seconds=2))
+    retry_cap: Seconds = _env("longest retry delay", timedelta(minutes=2))
+    lease: Seconds = _env("a worker's lease on a job", timedelta(seconds=90))
+    heartbeat: Seconds = _env(
+        "how often a worker renews its leases (shorter than the lease)", timedelta(seconds=20)
+    )
+    job_timeout: Seconds = _env("hard limit for one attempt of a parse or listing", timedelta(seconds=120))
+    download_timeout: Seconds = _env("limit for one attempt of a download job", timedelta(minutes=10))
+    task_timeout: Seconds = _env("limit for one attempt of a channel download task", timedelta(hours=2))
+    download_concurrency: Positive = _env("posts a channel task downloads at once", 3)
+    file_ttl: Seconds = _env("downloaded files are deleted after this", timedelta(days=7))
+    files_max_bytes: Positive = _env(
+        "cap on the file store; the oldest unpinned files go first", 20 * 1024**3, shown="20 GiB"
+    )
+    public_url: str | None = _env(
+        "base of the `download_url`s we hand out (set it behind a proxy)",
+        None,
+        shown="the address the client used",
+    )
+    poll_interval: Seconds = _env(
+        "how often an idle worker looks for jobs it was not woken for", timedelta(seconds=1)
+    )
+    result_ttl: Seconds = _env(
+        'results are deleted after this; the job then answers "expired"', timedelta(hours=24)
+    )
+    recover_every: Seconds = _env(
+        "how often the scheduler takes up jobs whose lease ran out", timedelta(seconds=15)
+    )
+    expire_every: Seconds = _env("how often the scheduler expires results and files", timedelta(seconds=60))
+    rate_limit: Count = _env("requests per minute per token (0 = off)", 120)
+    cost_video_parse: Count = _env("credits per `video.parse` job (vendor price)", 10)
+    cost_video_download: Count = _env("credits per `video.download` job (vendor price)", 10)
+    cost_channel_videos: Count = _env("credits per `channel.videos` job (vendor price)", 20)
+    cost_channel_download: Count = _env("credits per `channel.download` job (vendor price)", 20)
+    cost_tiktok_video_parse: Count = _env("credits per `tiktok.video.parse` job (vendor price)", 10)
+    cost_tiktok_video_download: Count = _env("credits per `tiktok.video.download` job (vendor price)", 10)
+    cost_tiktok_channel_videos: Count = _env("credits per `tiktok.channel.videos` job (vendor price)", 20)
+    cost_tiktok_channel_download: Count = _env("credits per `tiktok.channel.download` job (vendor price)", 20)
+    douyin_tz: str = _env("where a Douyin `since` day starts (IANA name)", DEFAULT_TIMEZONES["douyin"])
+    tiktok_tz: str = _env("where a TikTok `since` day starts (IANA name)", DEFAULT_TIMEZONES["tiktok"])
+    worker_name: str = _env(
+        "this worker node's name, the prefix of its node id and worker ids", "", shown="the host name"
+    )
+    cursor_key: SecretStr | None = _env(
+        "secret that signs channel cursors; give every node of one database the same",
+        None,
+        shown="a random `cursor.key` in the data dir",
+    )
+    cache: bool = _env(
+        "coalesce identical parse / channel-listing requests and reuse recent results (`false`: one"
+        " scrape per job); `[cache] enabled` in `playwright.config`",
+        True,
+    )
+    cache_ttl_item: Seconds = _env(
+        "how long a scrape of a video is reused; `[cache] item_ttl`", timedelta(minutes=5)
+    )
+    cache_ttl_listing: Seconds = _env(
+        "how long a scrape of a channel listing is reused; `[cache] listing_ttl`", timedelta(minutes=1)
+    )
+    metrics_auth: MetricsAuth = _env(
+        "who may read `GET /metrics`: `admin` (an admin token), `loopback` (clients on 127.0.0.1 / ::1"
+        " without a token, others with an admin token), `open` (anyone)",
+        "admin",
+    )
+    log_format: LogFormat = _env("`json`: one JSON object a line; `text`: readable `key=value` lines", "text")
+    max_waiters: Positive = _env("`?wait=` polls and event streams open at once per process (then 503)", 1000)
+    sse_max_duration: Seconds = _env(
+        "an event stream is closed after this (clients reconnect)", timedelta(minutes=10)
+    )
+    wait_recheck: Seconds = _env(
+        "a waiter re-reads its job at least this often, in case a wake-up was missed (another process on"
+        " the same SQLite file, the PostgreSQL LISTEN connection reconnecting)",
+        timedelta(seconds=5),
+    )
+    webhook_attempts: Positive = _env("callback attempts", 3)
+    webhook_retry_base: Seconds = _env("the first callback retry's delay (then ×4)", timedelta(seconds=10))
+    webhook_timeout: Seconds = _env("time limit of one callback attempt", timedelta(seconds=10))
+    webhook_sweep_every: Seconds = _env(
+        "how often each node looks for due callbacks it was not woken for (retries, restarts)",
+        timedelta(seconds=15),
+    )
+    webhook_allow_http: bool = _env("for tests only: `http://` callback URLs", False)
+    webhook_allow_loopback: bool = _env("for tests only: callbacks to 127.0.0.1 and ::1", False)
+
+    @field_validator("douyin_tz", "tiktok_tz")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an unknown time zone (use an IANA name like Europe/Berlin)") from None
+        return name
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
         if self.heartbeat >= self.lease:
-            raise ValueError("the heartbeat interval must be shorter than the lease")
+            raise ValueError(f"{env_name('heartbeat')} must be shorter than {env_name('lease')}")
         if self.workers < 1 and self.role != "api":
-            raise ValueError("workers must be at least 1")
-        if self.webhook_attempts < 1:
-            raise ValueError("webhook attempts must be at least 1")
+            raise ValueError(f"{env_name('workers')} must be at least 1 unless {env_name('role')} is api")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags, then the environment, then ``.env``, then ``playwright.config``'s ``[cache]``."""
+        return init_settings, env_settings, dotenv_settings, CacheSection(settings_cls)
+
+    # --- derived ---------------------------------------------------------------------------------
+
+    @property
+    def costs(self) -> dict[str, int]:
+        """Credits per job type (``video.parse``, ``tiktok.channel.download``…)."""
+        # No job type has an underscore of its own: cost_tiktok_video_parse is tiktok.video.parse.
+        return {name.removeprefix("cost_").replace("_", "."): value for name, value in _cost_fields(self)}
+
+    @property
+    def channel_timezones(self) -> dict[str, str]:
+        return {"douyin": self.douyin_tz, "tiktok": self.tiktok_tz}
 
     def timeout_for(self, job_type: str) -> timedelta:
         """Hard limit for one attempt of a job of this type (a channel download runs long)."""
@@ -127,99 +248,75 @@ class Settings:
         return self.database_url or sqlite_url(self.data_dir)
 
     def with_overrides(self, **changes: object) -> Settings:
-        """A copy with the non-None ``changes`` applied (CLI flags)."""
-        # Any: the flags are of mixed types, one per field, which replace() cannot match statically.
-        overrides: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
-        return replace(self, **overrides)
+        """A copy with the non-None ``changes`` applied and validated (CLI flags, tests)."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values.update({k: v for k, v in changes.items() if v is not None})
+        try:
+            # model_validate, not the constructor: the environment was read once already.
+            return type(self).model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(describe(exc)) from None
 
 
-def _seconds(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
-    raw = env.get(name)
-    return timedelta(seconds=float(raw)) if raw else default
+def _cost_fields(settings: Settings) -> list[tuple[str, int]]:
+    return [
+        (name, getattr(settings, name)) for name in type(settings).model_fields if name.startswith("cost_")
+    ]
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").lower() in ("1", "true", "yes")
+def env_name(field: str) -> str:
+    """The environment variable of a field: ``rate_limit`` → ``SHORTVID_RATE_LIMIT``."""
+    return ENV_PREFIX + field.upper()
 
 
-def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
-    value = env.get(name) or default
-    if value not in choices:
-        raise ValueError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, not {value!r}")
-    return value
+def describe(error: ValidationError) -> str:
+    """One line per problem, each naming its variable: ``SHORTVID_PORT: Input should be ... (got 'x')``."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["loc"]:
+            field = str(problem["loc"][0])
+            shown = problem["input"]
+            shown = "(hidden)" if field == "cursor_key" else repr(shown)
+            lines.append(f"{env_name(field)}: {message} (got {shown})")
+        else:
+            lines.append(message)
+    return "; ".join(lines)
 
 
-def log_format_from_env(env: Mapping[str, str] | None = None) -> LogFormat:
+def load_settings(**overrides: Any) -> Settings:
+    """The settings of this process (environment, ``.env``, ``playwright.config``), or ``SettingsError``."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None
+
+
+def log_format_from_env() -> LogFormat:
     """``SHORTVID_LOG_FORMAT`` alone: the CLI sets up logging before (and without) the other settings."""
-    env = os.environ if env is None else env
-    return cast(LogFormat, _choice(env, "SHORTVID_LOG_FORMAT", ("json", "text"), "text"))
+    value = os.environ.get(env_name("log_format")) or "text"
+    if value not in ("json", "text"):
+        raise SettingsError(f"{env_name('log_format')}: must be json or text (got {value!r})")
+    return "json" if value == "json" else "text"
 
 
-def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
-    """Read ``SHORTVID_*`` variables; unknown ones are ignored, bad numbers raise ValueError."""
-    env = os.environ if env is None else env
-    base = Settings()
-    costs = dict(DEFAULT_COSTS)
-    for job_type in costs:
-        raw = env.get("SHORTVID_COST_" + job_type.upper().replace(".", "_"))
-        if raw:
-            costs[job_type] = int(raw)
-    cache = load_cache_settings(env=env)
-    role = env.get("SHORTVID_ROLE", base.role)
-    if role not in ("all", "api", "worker"):
-        raise ValueError(f"SHORTVID_ROLE must be all, api or worker, not {role!r}")
-    return Settings(
-        data_dir=Path(env.get("SHORTVID_DATA_DIR", str(base.data_dir))),
-        database_url=env.get("SHORTVID_DATABASE_URL") or None,
-        host=env.get("SHORTVID_HOST", base.host),
-        port=int(env.get("SHORTVID_PORT", base.port)),
-        role=cast(Role, role),  # checked against the Role values just above
-        workers=int(env.get("SHORTVID_WORKERS", base.workers)),
-        offline=_flag(env, "SHORTVID_OFFLINE"),
-        max_body_bytes=int(env.get("SHORTVID_MAX_BODY_BYTES", base.max_body_bytes)),
-        header_timeout=_seconds(env, "SHORTVID_HEADER_TIMEOUT", base.header_timeout),
-        body_timeout=_seconds(env, "SHORTVID_BODY_TIMEOUT", base.body_timeout),
-        keepalive_timeout=_seconds(env, "SHORTVID_KEEPALIVE_TIMEOUT", base.keepalive_timeout),
-        max_connections_per_client=int(
-            env.get("SHORTVID_MAX_CONNECTIONS_PER_CLIENT", base.max_connections_per_client)
-        ),
-        max_attempts=int(env.get("SHORTVID_MAX_ATTEMPTS", base.max_attempts)),
-        retry_base=_seconds(env, "SHORTVID_RETRY_BASE", base.retry_base),
-        lease=_seconds(env, "SHORTVID_LEASE", base.lease),
-        heartbeat=_seconds(env, "SHORTVID_HEARTBEAT", base.heartbeat),
-        job_timeout=_seconds(env, "SHORTVID_JOB_TIMEOUT", base.job_timeout),
-        result_ttl=_seconds(env, "SHORTVID_RESULT_TTL", base.result_ttl),
-        download_timeout=_seconds(env, "SHORTVID_DOWNLOAD_TIMEOUT", base.download_timeout),
-        task_timeout=_seconds(env, "SHORTVID_TASK_TIMEOUT", base.task_timeout),
-        download_concurrency=int(env.get("SHORTVID_DOWNLOAD_CONCURRENCY", base.download_concurrency)),
-        file_ttl=_seconds(env, "SHORTVID_FILE_TTL", base.file_ttl),
-        files_max_bytes=int(env.get("SHORTVID_FILES_MAX_BYTES", base.files_max_bytes)),
-        public_url=env.get("SHORTVID_PUBLIC_URL") or None,
-        recover_every=_seconds(env, "SHORTVID_RECOVER_EVERY", base.recover_every),
-        expire_every=_seconds(env, "SHORTVID_EXPIRE_EVERY", base.expire_every),
-        rate_limit_per_minute=int(env.get("SHORTVID_RATE_LIMIT", base.rate_limit_per_minute)),
-        costs=costs,
-        channel_timezones={
-            "douyin": env.get("SHORTVID_DOUYIN_TZ", DEFAULT_TIMEZONES["douyin"]),
-            "tiktok": env.get("SHORTVID_TIKTOK_TZ", DEFAULT_TIMEZONES["tiktok"]),
-        },
-        worker_name=env.get("SHORTVID_WORKER_NAME", ""),
-        # One source with the browser keys: playwright.config's [cache], then SHORTVID_CACHE*.
-        cache=cache.enabled,
-        cache_ttl_item=timedelta(seconds=cache.item_ttl),
-        cache_ttl_listing=timedelta(seconds=cache.listing_ttl),
-        metrics_auth=cast(
-            MetricsAuth,
-            _choice(env, "SHORTVID_METRICS_AUTH", ("admin", "loopback", "open"), base.metrics_auth),
-        ),
-        log_format=log_format_from_env(env),
-        max_waiters=int(env.get("SHORTVID_MAX_WAITERS", base.max_waiters)),
-        sse_max_duration=_seconds(env, "SHORTVID_SSE_MAX_DURATION", base.sse_max_duration),
-        wait_recheck=_seconds(env, "SHORTVID_WAIT_RECHECK", base.wait_recheck),
-        webhook_attempts=int(env.get("SHORTVID_WEBHOOK_ATTEMPTS", base.webhook_attempts)),
-        webhook_retry_base=_seconds(env, "SHORTVID_WEBHOOK_RETRY_BASE", base.webhook_retry_base),
-        webhook_timeout=_seconds(env, "SHORTVID_WEBHOOK_TIMEOUT", base.webhook_timeout),
-        webhook_sweep_every=_seconds(env, "SHORTVID_WEBHOOK_SWEEP_EVERY", base.webhook_sweep_every),
-        webhook_allow_http=_flag(env, "SHORTVID_WEBHOOK_ALLOW_HTTP"),
-        webhook_allow_loopback=_flag(env, "SHORTVID_WEBHOOK_ALLOW_LOOPBACK"),
-    )
+class CacheSection(PydanticBaseSettingsSource):
+    """``[cache]`` of ``playwright.config`` (the browser's file, shared with the pool): the lowest source."""
+
+    KEYS: ClassVar[dict[str, str]] = {
+        "enabled": "cache",
+        "item_ttl": "cache_ttl_item",
+        "listing_ttl": "cache_ttl_listing",
+    }
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads the whole section at once
+
+    def __call__(self) -> dict[str, Any]:
+        path = Path(os.environ.get("SHORTVID_PLAYWRIGHT_CONFIG") or REPO_CONFIG)
+        if not path.exists():
+            return {}
+        section = tomllib.loads(path.read_text()).get("cache", {})
+        if not isinstance(section, dict):
+            raise SettingsError(f"{path}: [cache] must be a table")
+        return {ours: section[theirs] for theirs, ours in self.KEYS.items() if theirs in section}

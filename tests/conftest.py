@@ -21,10 +21,16 @@ from models.db import create_schema, make_engine
 from models.transactions import dispose_engine
 from scraper.config import load_browser_settings
 from server.keys import TOKENS
-from server.settings import Settings
+from server.settings import Settings, env_name
 from tests.e2e import start_app
 
 PG_URL = os.environ.get("SHORTVID_TEST_DATABASE_URL")
+
+# Tests build their Settings from what they pass, not from a developer's shell or .env: the
+# server's variables are taken out of this process's environment (subprocesses get theirs explicitly).
+for _name in [env_name(field) for field in Settings.model_fields]:
+    os.environ.pop(_name, None)
+Settings.model_config["env_file"] = None
 
 # Fuzzing budgets: a few hundred examples per property by default, many more for a soak run
 # (HYPOTHESIS_PROFILE=soak). No deadlines: these machines are shared and their timing is noise.
@@ -101,7 +107,7 @@ def dataset(site: FixtureSite) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 async def client(site: FixtureSite, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TestClient]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("e2e"), workers=2, rate_limit_per_minute=0)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("e2e"), workers=2, rate_limit=0)
     browser = load_browser_settings().pointed_at(site)
     test_client = await start_app(settings, browser)
     yield test_client

@@ -310,15 +310,15 @@ def test_a_signed_token_of_the_wrong_shape_is_still_refused(change: dict[str, An
 
 def test_the_key_is_made_once_per_data_directory(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "a")
-    key = cursor_key(settings, env={})
-    assert cursor_key(settings, env={}) == key
+    key = cursor_key(settings)
+    assert cursor_key(settings) == key
     assert stat.S_IMODE(os.stat(settings.data_dir / KEY_FILE).st_mode) == 0o600
-    assert cursor_key(Settings(data_dir=tmp_path / "b"), env={}) != key
-    shared = {"SHORTVID_CURSOR_KEY": "one secret for every node"}
-    assert cursor_key(Settings(data_dir=tmp_path / "a"), env=shared) == cursor_key(
-        Settings(data_dir=tmp_path / "b"), env=shared
+    assert cursor_key(Settings(data_dir=tmp_path / "b")) != key
+    shared = "one secret for every node"
+    assert cursor_key(Settings(data_dir=tmp_path / "a", cursor_key=shared)) == cursor_key(
+        Settings(data_dir=tmp_path / "b", cursor_key=shared)
     )
-    assert cursor_key(settings, env=shared) != key
+    assert cursor_key(settings.with_overrides(cursor_key=shared)) != key
 
 
 # --- the API (no browser) ---------------------------------------------------------------------------
@@ -348,7 +348,7 @@ class Api:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    settings = Settings(data_dir=tmp_path, role="api", rate_limit_per_minute=0)
+    settings = Settings(data_dir=tmp_path, role="api", rate_limit=0)
     app = create_app(settings, on_first_token=lambda token, info: None)
     client = TestClient(TestServer(app))
     await client.start_server()

@@ -335,7 +335,7 @@ async def test_followers_of_a_leader_whose_worker_died_take_over(engine: AsyncEn
 
 
 async def _api(tmp_path: Path, **changes: Any) -> TestClient:
-    settings = replace(SETTINGS, data_dir=tmp_path, role="api", rate_limit_per_minute=0, **changes)
+    settings = replace(SETTINGS, data_dir=tmp_path, role="api", rate_limit=0, **changes)
     client = TestClient(TestServer(create_app(settings, on_first_token=lambda token, info: None)))
     await client.start_server()
     return client

@@ -39,7 +39,7 @@ async def app_client(
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("blocking"),
         workers=2,
-        rate_limit_per_minute=0,
+        rate_limit=0,
         retry_base=timedelta(milliseconds=200),
         cache=False,  # every submission must scrape: the tests plant a fault for the next load
     )

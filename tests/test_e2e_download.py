@@ -183,7 +183,7 @@ async def test_channel_task_survives_a_restart_with_every_file_once(
     from server.settings import Settings
     from server.tasks import TaskStore
 
-    settings = Settings(data_dir=tmp_path, workers=1, download_concurrency=1, rate_limit_per_minute=0)
+    settings = Settings(data_dir=tmp_path, workers=1, download_concurrency=1, rate_limit=0)
     browser = load_browser_settings().pointed_at(site)
 
     account = account_by_role(dataset, "douyin", "medium")

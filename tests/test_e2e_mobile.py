@@ -45,7 +45,7 @@ async def mobile_client(
     site: FixtureSite, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[TestClient]:
     """The whole app, its browser pool made of iPhone sessions only."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("e2e-mobile"), workers=1, rate_limit_per_minute=0)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("e2e-mobile"), workers=1, rate_limit=0)
     browser = dataclasses.replace(load_browser_settings().pointed_at(site), identities=(IPHONE,), pool_size=1)
     client = await start_app(settings, browser)
     yield client

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from scraper.hosts import platform_of_host
 from scraper.urls import classify
 from server.app import create_app
+from server.job_routes import JOB_ROUTES, JobRoute
 from server.keys import QUEUE, TOKENS
-from server.routes.jobs import JOB_ROUTES, JobRoute
 from server.settings import Settings
 from tests.strategies import (
     admin_body,
@@ -54,7 +54,7 @@ class Target:
 async def target(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Target]:
     admin: list[str] = []
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("fuzz"), role="api", rate_limit_per_minute=0, max_body_bytes=MAX_BODY
+        data_dir=tmp_path_factory.mktemp("fuzz"), role="api", rate_limit=0, max_body_bytes=MAX_BODY
     )
     app = create_app(settings, on_first_token=lambda token, info: admin.append(token))
     client = TestClient(TestServer(app))

@@ -47,7 +47,7 @@ class Api:
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     first: list[str] = []
-    settings = Settings(data_dir=tmp_path, role="api", rate_limit_per_minute=0)
+    settings = Settings(data_dir=tmp_path, role="api", rate_limit=0)
     app = create_app(settings, on_first_token=lambda token, info: first.append(token))
     client = TestClient(TestServer(app))
     await client.start_server()

@@ -51,7 +51,7 @@ class Api:
 
 
 async def _api(tmp_path: Path, rate_limit: int) -> Api:
-    settings = Settings(data_dir=tmp_path, role="api", rate_limit_per_minute=rate_limit)
+    settings = Settings(data_dir=tmp_path, role="api", rate_limit=rate_limit)
     app = create_app(settings, on_first_token=lambda token, info: None)
     app.router.add_get("/test/boom", _boom)
     app.router.add_get("/test/streamed", _streamed)

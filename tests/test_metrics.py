@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.tables import Job
+from models.types import utcnow
 from scraper.config import load_browser_settings
 from scraper.errors import Blocked, NotFound
 from scraper.pool import LEASED, BrowserPool, current_session
@@ -28,7 +29,7 @@ from server.keys import QUEUE, TOKENS, WAKEUP
 from server.logs import job_context
 from server.metrics import METRICS, Metrics
 from server.routes.metrics import is_loopback
-from server.settings import Settings, settings_from_env
+from server.settings import Settings, SettingsError, load_settings
 from server.worker import Worker
 from tests.e2e import poll_job
 
@@ -109,7 +110,7 @@ def _settings(tmp_path: Path, **changes: Any) -> Settings:
     return Settings(
         data_dir=tmp_path,
         role="api",  # no browser pool, no workers of the app's own: the test runs one
-        rate_limit_per_minute=0,
+        rate_limit=0,
         retry_base=timedelta(milliseconds=10),
         poll_interval=timedelta(milliseconds=20),
         **changes,
@@ -187,6 +188,26 @@ async def test_credits_charged_at_submit_are_counted(node: Node) -> None:
     assert value(text, "shortvid_credits_charged_total", type="video.parse") == 10
 
 
+async def test_a_job_recovery_fails_for_good_is_counted_with_its_refund(tmp_path: Path) -> None:
+    app = create_app(_settings(tmp_path, max_attempts=1), on_first_token=lambda token, info: None)
+    async with TestClient(TestServer(app)) as client:  # no worker: the test plays the one that dies
+        admin, _ = await app[TOKENS].create(name="ops", unlimited=True, admin=True)
+        user, _ = await app[TOKENS].create(name="client", credits=1000)
+        node, queue = Node(client, admin, user), app[QUEUE]
+        response = await node.client.post(
+            "/api/video/parse", json={"url": DOUYIN}, headers=node.auth(node.user)
+        )
+        job_id = (await response.json())["data"]["jobId"]
+        claimed = await queue.claim("dead-worker:1:1")  # its only attempt, then the worker dies
+        assert claimed is not None and claimed.id == job_id
+        recovered = await queue.recover_expired(now=utcnow() + timedelta(hours=1))
+        assert recovered.failed == 1
+        text = await node.metrics()
+        assert value(text, "shortvid_jobs_total", type="video.parse", state="failed") == 1
+        assert value(text, "shortvid_job_failures_total", type="video.parse", code="lost") == 1
+        assert value(text, "shortvid_credits_refunded_total", type="video.parse") == 10
+
+
 async def test_metrics_need_an_admin_token_by_default(node: Node) -> None:
     anonymous = await node.client.get("/metrics")
     assert anonymous.status == 401
@@ -217,11 +238,13 @@ def test_loopback_means_the_loopback_addresses_only() -> None:
         assert not is_loopback(remote), remote
 
 
-def test_metrics_settings_come_from_the_environment() -> None:
-    assert settings_from_env({}).metrics_auth == "admin"
-    assert settings_from_env({"SHORTVID_METRICS_AUTH": "loopback"}).metrics_auth == "loopback"
-    with pytest.raises(ValueError, match="SHORTVID_METRICS_AUTH"):
-        settings_from_env({"SHORTVID_METRICS_AUTH": "nobody"})
+def test_metrics_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().metrics_auth == "admin"
+    monkeypatch.setenv("SHORTVID_METRICS_AUTH", "loopback")
+    assert load_settings().metrics_auth == "loopback"
+    monkeypatch.setenv("SHORTVID_METRICS_AUTH", "nobody")
+    with pytest.raises(SettingsError, match="SHORTVID_METRICS_AUTH"):
+        load_settings()
 
 
 class _StandInPool:
@@ -277,6 +300,8 @@ async def test_a_real_pool_counts_blocks_and_relaunches() -> None:
         with pytest.raises(NotFound):  # a business answer is no block
             async with pool.session():
                 raise NotFound("deleted")
+        async with pool.session() as session:  # a route blocked, then another route of it succeeded
+            session.record(Blocked("captcha on the first route"))
         assert pool._browser is not None
         await pool._browser.close()
         with job_context(job_id="j"):  # log lines name the session a job holds, then the last it held
@@ -287,8 +312,8 @@ async def test_a_real_pool_counts_blocks_and_relaunches() -> None:
         metrics = Metrics()
         metrics.refresh(None, pool)
         text = metrics.render()[0].decode()
-    assert value(text, "shortvid_blocks_total", kind="blocked") == 1
+    assert value(text, "shortvid_blocks_total", kind="blocked") == 2
     assert value(text, "shortvid_blocks_total", kind="rate_limited") == 0
     assert value(text, "shortvid_browser_relaunches_total", reason="died") == 1
     assert value(text, "shortvid_browser_relaunches_total", reason="rollover") == 0
-    assert pool.census()["blocks"] == {"blocked": 1}
+    assert pool.census()["blocks"] == {"blocked": 2}

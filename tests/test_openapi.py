@@ -27,10 +27,10 @@ from server.auth import BANNED, MISSING_TOKEN, insufficient_credits
 from server.body import validate_body
 from server.coalesce import shared_result
 from server.error_map import ApiError
+from server.job_routes import JOB_ROUTES
 from server.keys import FILES, QUEUE, TASKS, TOKENS
 from server.media import download_result
 from server.openapi import OPERATIONS, is_console, routes_of, undocumented_routes
-from server.routes.jobs import JOB_ROUTES
 from server.schemas import ChannelSubmit, CreateToken, JobType, RequestBody, SubmitContext, TopUp
 from server.settings import Settings
 from tests.chromium import bare_chromium
@@ -53,7 +53,7 @@ class Api:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    settings = Settings(data_dir=tmp_path, role="api", rate_limit_per_minute=0, max_body_bytes=16384)
+    settings = Settings(data_dir=tmp_path, role="api", rate_limit=0, max_body_bytes=16384)
     app = create_app(settings, on_first_token=lambda token, info: None)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()

@@ -88,7 +88,7 @@ async def test_restarted_node_runs_its_orphan_long_before_the_lease(
     site: FixtureSite, dataset: dict[str, Any], tmp_path: Path
 ) -> None:
     """A job held by this node's dead incarnation completes within seconds, with a 90 s lease."""
-    settings = Settings(data_dir=tmp_path, workers=1, lease=timedelta(seconds=90), rate_limit_per_minute=0)
+    settings = Settings(data_dir=tmp_path, workers=1, lease=timedelta(seconds=90), rate_limit=0)
     [(_, item)] = items_where(dataset, platform="tiktok", state="public", kind="video")[:1]
     dead = Node.open(tmp_path)
     dead.close()

@@ -169,7 +169,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     settings = Settings(
         data_dir=Path(tmp_path_factory.mktemp("schemathesis")),
         role="api",
-        rate_limit_per_minute=0,
+        rate_limit=0,
         poll_interval=timedelta(milliseconds=50),
         retry_base=timedelta(milliseconds=10),
     )

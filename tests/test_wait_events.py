@@ -153,7 +153,7 @@ def node_settings(tmp_path: Path, database_url: str | None, **changes: Any) -> S
         "data_dir": tmp_path,
         "database_url": database_url,
         "role": "api",  # no browser, no workers of the app's own: tests run stub workers
-        "rate_limit_per_minute": 0,
+        "rate_limit": 0,
         "retry_base": timedelta(milliseconds=10),
         "poll_interval": timedelta(milliseconds=20),
         "wait_recheck": timedelta(seconds=60),

@@ -29,7 +29,7 @@ from models.types import utcnow
 from scraper.errors import NotFound
 from server.keys import ENGINE, QUEUE, SETTINGS, TOKENS
 from server.queue import CallbackRequest, JobQueue
-from server.settings import Settings, settings_from_env
+from server.settings import Settings, load_settings
 from server.tokens import TokenStore
 from server.webhooks import (
     CALLBACKS,
@@ -81,13 +81,14 @@ def test_only_public_addresses_may_be_called(address: str, reason: str | None) -
     assert AddressPolicy().refusal(ipaddress.ip_address(address)) == reason
 
 
-def test_the_test_setting_opens_loopback_only() -> None:
+def test_the_test_setting_opens_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     opened = AddressPolicy(allow_loopback=True)
     assert opened.refusal(ipaddress.ip_address("127.0.0.1")) is None
     assert opened.refusal(ipaddress.ip_address("10.0.0.1")) == "a private address"
-    defaults = settings_from_env({})
+    defaults = load_settings()
     assert defaults.webhook_allow_loopback is False and defaults.webhook_allow_http is False
-    assert settings_from_env({"SHORTVID_WEBHOOK_ALLOW_LOOPBACK": "1"}).webhook_allow_loopback is True
+    monkeypatch.setenv("SHORTVID_WEBHOOK_ALLOW_LOOPBACK", "1")
+    assert load_settings().webhook_allow_loopback is True
 
 
 @pytest.mark.parametrize(

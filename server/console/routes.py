@@ -41,9 +41,10 @@ from server.console.views import (
     stats,
 )
 from server.error_map import ApiError
+from server.job_routes import JOB_ROUTES, route_for
 from server.keys import ENGINE, POOL, QUEUE, SETTINGS, TOKENS
 from server.media import absolutize
-from server.routes.jobs import JOB_ROUTES, job_view, public_base
+from server.routes.jobs import job_view, public_base
 from server.routes.tasks import task_view
 from server.tokens import TokenInfo
 
@@ -175,8 +176,7 @@ def submit_route(action: str, text: str) -> str:
         platform = classify(text).platform
     except ScraperError:
         platform = "douyin"
-    job_type = ACTIONS[action] if platform == "douyin" else f"tiktok.{ACTIONS[action]}"
-    return next(route.path for route in JOB_ROUTES if route.job_type == job_type)
+    return route_for(platform, ACTIONS[action]).path
 
 
 def submit_body(form: MultiDictProxy[Any], action: str) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -22,14 +21,13 @@ from aiohttp_sse import sse_response
 from models.rows import JobRow
 from models.tables import JobErrorCode, JobState
 from models.video import iso_utc_ms
-from scraper.hosts import Platform
-from scraper.urls import Kind
 from server.auth import BANNED, authenticate, insufficient_credits
 from server.body import submit_body
 from server.coalesce import dedupe_key
 from server.cursors import continue_listing
 from server.error_map import ApiError, bad_request
 from server.job_events import JOB_EVENTS, TooManyWaiters, follow, wait_for_end
+from server.job_routes import JOB_ROUTES, JobRoute
 from server.keys import QUEUE, SETTINGS, TOKENS, WAKEUP
 from server.media import absolutize
 from server.metrics import METRICS
@@ -37,64 +35,12 @@ from server.queue import CallbackRequest, InsufficientCredits, TokenBanned, Toke
 from server.tokens import TokenInfo
 from server.webhooks import CALLBACKS, AddressPolicy, BadCallback, check_callback_url
 
-RESULT_MESSAGE = "Job queued. Poll GET /api/job/:jobId for result."
-DOWNLOAD_MESSAGE = "Job queued. Poll GET /api/job/:jobId for download URL."
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: The longest ``?wait=`` (seconds): past it, a client should stream the events instead.
 MAX_WAIT = 30.0
 _SECONDS = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?|\.[0-9]{1,6}")
 BAD_WAIT = f'"wait" must be a number of seconds above 0 and at most {MAX_WAIT:g}, e.g. ?wait=10.'
 BAD_DETAIL = '"detail" must be 1 or true (our fields added to the job), 0 or false (the vendor\'s shape).'
-
-
-@dataclass(frozen=True, slots=True)
-class JobRoute:
-    """A submit route: which job it makes, for which platform, from which URL kinds."""
-
-    path: str
-    job_type: str
-    platform: Platform
-    family: str
-    kinds: frozenset[Kind]
-    message: str
-    task: bool = False
-
-
-VIDEO_KINDS: frozenset[Kind] = frozenset({"video", "photo", "short"})
-CHANNEL_KINDS: frozenset[Kind] = frozenset({"user", "short"})
-
-JOB_ROUTES: tuple[JobRoute, ...] = (
-    JobRoute("/api/video/parse", "video.parse", "douyin", "video", VIDEO_KINDS, RESULT_MESSAGE),
-    JobRoute("/api/tiktok/video/parse", "tiktok.video.parse", "tiktok", "video", VIDEO_KINDS, RESULT_MESSAGE),
-    JobRoute("/api/video/download", "video.download", "douyin", "video", VIDEO_KINDS, DOWNLOAD_MESSAGE),
-    JobRoute(
-        "/api/tiktok/video/download",
-        "tiktok.video.download",
-        "tiktok",
-        "video",
-        VIDEO_KINDS,
-        DOWNLOAD_MESSAGE,
-    ),
-    JobRoute("/api/channel/videos", "channel.videos", "douyin", "channel", CHANNEL_KINDS, RESULT_MESSAGE),
-    JobRoute(
-        "/api/tiktok/channel/videos",
-        "tiktok.channel.videos",
-        "tiktok",
-        "channel",
-        CHANNEL_KINDS,
-        RESULT_MESSAGE,
-    ),
-    JobRoute("/api/channel/download", "channel.download", "douyin", "channel", CHANNEL_KINDS, "", task=True),
-    JobRoute(
-        "/api/tiktok/channel/download",
-        "tiktok.channel.download",
-        "tiktok",
-        "channel",
-        CHANNEL_KINDS,
-        "",
-        task=True,
-    ),
-)
 
 
 def submit_handler(route: JobRoute) -> Any:

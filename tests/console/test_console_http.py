@@ -40,7 +40,7 @@ class Site:
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     first: list[str] = []
-    settings = Settings(data_dir=tmp_path, role="api", rate_limit_per_minute=0)
+    settings = Settings(data_dir=tmp_path, role="api", rate_limit=0)
     app = create_app(settings, on_first_token=lambda token, info: first.append(token))
     client = TestClient(TestServer(app))
     await client.start_server()
