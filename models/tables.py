@@ -191,10 +191,16 @@ class StoredFile(SQLModel, table=True):
     """A media file shortvid downloaded and serves at ``/api/files/{id}``.
 
     ``pinned`` files are never evicted by the size cap (a running channel task pins its files).
+    ``node_id`` is the node whose disk holds the bytes (None: a store every node mounts, or a row
+    from before nodes were recorded); only that node deletes them. ``lost_at``: its owner was gone
+    past the grace period, so the bytes are out of reach (the file answers 410).
     """
 
     __tablename__ = "stored_files"
-    __table_args__ = (Index("ix_files_item", "platform", "item_id"),)
+    __table_args__ = (
+        Index("ix_files_item", "platform", "item_id"),
+        Index("ix_files_node_expires", "node_id", "expires_at"),
+    )
 
     id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
     platform: str = Field(max_length=10)
@@ -209,6 +215,28 @@ class StoredFile(SQLModel, table=True):
     pinned: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     expires_at: datetime | None = _utc_column(index=True)
+    node_id: str | None = Field(default=None, max_length=64)
+    lost_at: datetime | None = _utc_column()
+
+
+class NodeRecord(SQLModel, table=True):
+    """A shortvid process that shares this database: who it is, where its peers reach it, whether
+    it still beats. ``stopped_at``: it shut down cleanly (set again to None when it comes back)."""
+
+    __tablename__ = "nodes"
+
+    id: str = Field(primary_key=True, max_length=64)
+    role: str = Field(max_length=8)
+    url: str = Field(max_length=512)
+    version: str = Field(max_length=32)
+    host: str = Field(max_length=255)
+    pid: int = Field(default=0)
+    incarnation: str = Field(max_length=16)
+    started_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    heartbeat_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    stopped_at: datetime | None = _utc_column()
 
 
 class ItemState:

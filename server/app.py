@@ -20,17 +20,19 @@ from server.auth import RATE_LIMITER, RateLimiter
 from server.coalesce import Coalescer
 from server.connections import CONNECTIONS, ConnectionLimits, ConnectionRegistry, request_deadline
 from server.console import add_routes as add_console
+from server.file_relay import relay_client
 from server.files import FileStore
 from server.job_events import JOB_EVENTS, LISTENER, JobEvents, listening
-from server.keys import ENGINE, FILES, POOL, QUEUE, SETTINGS, TASKS, TOKENS, WAKEUP
+from server.keys import ENGINE, FILES, NODE, POOL, QUEUE, REGISTRY, SETTINGS, TASKS, TOKENS, WAKEUP
 from server.media import JobContext
 from server.metrics import METRICS, Metrics
 from server.middleware import json_errors, request_ids, request_metrics, stamp_headers
 from server.node import Node, take_back_orphans
+from server.node_registry import NodeRegistry, advertised_url
 from server.queue import JobQueue
 from server.routes import admin, docs, files, health, jobs, metrics, tasks
 from server.routes.tasks import notification_status
-from server.scheduler import build_scheduler
+from server.scheduler import NodeDuties, build_scheduler
 from server.settings import Settings
 from server.tasks import TaskStore
 from server.tokens import TokenInfo, TokenStore, bootstrap_admin
@@ -84,7 +86,10 @@ def create_app(
     metrics.add_routes(app)
     add_console(app, BROWSER)
     docs.add_routes(app)
+    app.cleanup_ctx.append(_node)
     app.cleanup_ctx.append(_database(on_first_token))
+    app.cleanup_ctx.append(_registered)
+    app.cleanup_ctx.append(relay_client)
     app.cleanup_ctx.append(_job_events)
     if settings.role != "api":
         if settings.offline:
@@ -111,8 +116,14 @@ def _database(on_first_token: FirstTokenCallback) -> Callable[[web.Application],
         app[QUEUE].on_lost = app[METRICS].job_lost
         app[CALLBACKS] = CallbackStore.for_settings(engine, settings)
         app[FILES] = FileStore(
-            settings.files_dir, sessions, ttl=settings.file_ttl, max_bytes=settings.files_max_bytes
+            settings.files_dir,
+            sessions,
+            ttl=settings.file_ttl,
+            max_bytes=settings.files_max_bytes,
+            node_id=app[NODE].node_id,
+            shared=settings.files == "shared",
         )
+        app[REGISTRY] = NodeRegistry(sessions, timeout=settings.node_timeout)
         app[TASKS] = TaskStore(sessions)
         if first is not None:  # shown only once it is committed
             on_first_token(*first)
@@ -120,6 +131,29 @@ def _database(on_first_token: FirstTokenCallback) -> Callable[[web.Application],
         await dispose_engine(engine)
 
     return ctx
+
+
+async def _node(app: web.Application) -> AsyncIterator[None]:
+    """This process's node identity, locked for its lifetime (every role: an api node is in the
+    registry too, and a worker's files are recorded under its id)."""
+    settings = app[SETTINGS]
+    node = Node.open(settings.data_dir, settings.worker_name)
+    app[NODE] = node
+    try:
+        yield
+    finally:
+        node.close()
+
+
+async def _registered(app: web.Application) -> AsyncIterator[None]:
+    """In the node registry from start to clean stop (the scheduler beats in between)."""
+    node, registry = app[NODE], app[REGISTRY]
+    settings = app[SETTINGS]
+    await registry.register(
+        node_id=node.node_id, role=settings.role, url=advertised_url(settings), incarnation=node.incarnation
+    )
+    yield
+    await registry.stopped(node.node_id)
 
 
 async def _job_events(app: web.Application) -> AsyncIterator[None]:
@@ -166,19 +200,15 @@ async def _browser_pool(app: web.Application) -> AsyncIterator[None]:
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
     """Lock this node, take back its dead incarnation's jobs, then run the workers under its id."""
-    settings = app[SETTINGS]
-    node = Node.open(settings.data_dir, settings.worker_name)
-    try:
-        await take_back_orphans(app[QUEUE], node)
-        tasks = [asyncio.create_task(w.run(), name=f"worker:{w.name}") for w in _make_workers(app, node)]
-        yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    finally:
-        node.close()
+    node = app[NODE]
+    await take_back_orphans(app[QUEUE], node)
+    tasks = [asyncio.create_task(w.run(), name=f"worker:{w.name}") for w in _make_workers(app, node)]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _make_workers(app: web.Application, node: Node) -> list[Worker]:
@@ -200,7 +230,9 @@ def _make_workers(app: web.Application, node: Node) -> list[Worker]:
 
 
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
-    scheduler = build_scheduler(app[SETTINGS], app[QUEUE], app.get(POOL), app[FILES])
+    scheduler = build_scheduler(
+        app[SETTINGS], app[QUEUE], app.get(POOL), app[FILES], NodeDuties(app[REGISTRY], app[NODE].node_id)
+    )
     scheduler.start()
     # Jobs orphaned by a previous crash are taken up at once, not at the first interval.
     recovered = await app[QUEUE].recover_expired()

@@ -2,6 +2,11 @@
 
 Files expire after a TTL, and the total size is capped by deleting the oldest
 unpinned files first (a running channel task pins its files until it ends).
+
+Each row names the node whose disk holds its bytes (``node_id``; None for a store every node
+mounts). Upkeep runs on every node but touches only the bytes that node holds, and deletes a
+row only once its bytes are gone, so no node deletes another's row and leaves bytes behind, and
+no node counts another's bytes against its cap.
 """
 
 from __future__ import annotations
@@ -9,10 +14,12 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -23,6 +30,8 @@ from scraper.download import Downloaded, MediaRole
 
 log = logging.getLogger(__name__)
 
+#: Rows read per query during upkeep (memory bound, not a cap on a run).
+_BATCH = 500
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 EXTENSIONS = {
     "video/mp4": ".mp4",
@@ -50,12 +59,33 @@ class FileStore:
         *,
         ttl: timedelta,
         max_bytes: int,
+        node_id: str | None = None,
+        shared: bool = False,
     ) -> None:
         self.root = root.resolve()
         self._sessions = sessions
         self._reads = read_sessions(sessions)
         self.ttl = ttl
         self.max_bytes = max_bytes
+        #: The node whose disk this is; None: no node identity (tests, tools).
+        self.node_id = node_id
+        #: Every node mounts this store: its rows say no owner, and every node keeps them.
+        self.shared = shared or node_id is None
+
+    @property
+    def owner(self) -> str | None:
+        """The ``node_id`` this store writes on its rows."""
+        return None if self.shared else self.node_id
+
+    def holds(self, row: StoredFile) -> bool:
+        """Whether this node may serve the row's bytes from its own disk (they may still be gone)."""
+        return row.node_id is None or row.node_id == self.node_id
+
+    def _kept_here(self) -> ColumnElement[bool]:
+        """Rows whose bytes this node keeps: its own, or every ownerless one on a shared store."""
+        if self.shared:
+            return col(StoredFile.node_id).is_(None)
+        return col(StoredFile.node_id) == self.node_id
 
     def target(self, *, platform: str, author: str | None, item_id: str, name: str) -> Path:
         """Where a new file goes: ``<platform>/<author>/<item>/<name>`` (the caller makes names unique)."""
@@ -93,6 +123,7 @@ class FileStore:
             job_id=job_id,
             pinned=pinned,
             expires_at=utcnow() + self.ttl,
+            node_id=self.owner,
         )
         async with writing(self._sessions) as session:
             session.add(row)
@@ -129,61 +160,93 @@ class FileStore:
             )
 
     async def total_bytes(self) -> int:
+        """Bytes this node keeps (what its cap counts); another node's files are not on its disk."""
         async with self._reads() as session:
-            return int(
-                (await session.execute(select(func.coalesce(func.sum(col(StoredFile.size)), 0)))).scalar_one()
+            total = await session.execute(
+                select(func.coalesce(func.sum(col(StoredFile.size)), 0)).where(self._kept_here())
             )
+            return int(total.scalar_one())
 
     @uncancellable
     async def expire(self, *, now: datetime | None = None) -> int:
-        """Delete files past their TTL (rows and bytes). Idempotent; any node may run it."""
+        """Delete this node's files past their TTL, bytes first, then rows; and the rows of lost files
+        past their TTL, whose bytes no node can reach. Idempotent."""
         now = now or utcnow()
+        removed = 0
+        while True:
+            async with self._reads() as session:
+                batch = (
+                    await session.execute(
+                        select(col(StoredFile.id), col(StoredFile.relpath))
+                        .where(col(StoredFile.expires_at) < now, self._kept_here())
+                        .limit(_BATCH)
+                    )
+                ).all()
+            if not batch:
+                break
+            removed += await self._delete(batch)
         async with writing(self._sessions) as session:
-            rows = (
-                await session.execute(
-                    delete(StoredFile)
-                    .where(col(StoredFile.expires_at) < now)
-                    .returning(col(StoredFile.relpath))
-                )
-            ).all()
-        for (relpath,) in rows:
-            self._unlink(relpath)
-        return len(rows)
+            lost = await session.execute(
+                delete(StoredFile)
+                .where(col(StoredFile.expires_at) < now, col(StoredFile.lost_at).is_not(None))
+                .returning(col(StoredFile.id))
+            )
+            removed += len(lost.all())
+        return removed
 
     @uncancellable
     async def enforce_cap(self) -> int:
-        """Delete the oldest unpinned files until the store fits ``max_bytes``."""
+        """Delete this node's oldest unpinned files until what it keeps fits ``max_bytes``."""
         excess = await self.total_bytes() - self.max_bytes
         removed = 0
         while excess > 0:
-            async with writing(self._sessions) as session:
+            async with self._reads() as session:
                 oldest = (
                     await session.execute(
-                        select(col(StoredFile.id), col(StoredFile.size))
-                        .where(col(StoredFile.pinned) == False)  # noqa: E712
+                        select(col(StoredFile.id), col(StoredFile.relpath), col(StoredFile.size))
+                        .where(self._kept_here(), col(StoredFile.pinned) == False)  # noqa: E712
                         .order_by(col(StoredFile.created_at))
                         .limit(100)
                     )
                 ).all()
-                if not oldest:
+            if not oldest:
+                break
+            victims: list[tuple[str, str]] = []
+            for file_id, relpath, size in oldest:
+                if excess <= 0:
                     break
-                victims: list[str] = []
-                for file_id, size in oldest:
-                    if excess <= 0:
-                        break
-                    victims.append(file_id)
-                    excess -= size
-                rows = (
-                    await session.execute(
-                        delete(StoredFile)
-                        .where(col(StoredFile.id).in_(victims))
-                        .returning(col(StoredFile.relpath))
-                    )
-                ).all()
-            for (relpath,) in rows:
-                self._unlink(relpath)
-            removed += len(rows)
+                victims.append((file_id, relpath))
+                excess -= size
+            removed += await self._delete(victims)
         return removed
+
+    async def _delete(self, rows: Sequence[Any]) -> int:
+        """Unlink the bytes, then delete the rows: a crash between leaves a row that answers 404 and
+        is deleted by the next run, never bytes that no row points to."""
+        for _, relpath in rows:
+            self._unlink(relpath)
+        async with writing(self._sessions) as session:
+            deleted = await session.execute(
+                delete(StoredFile)
+                .where(col(StoredFile.id).in_([file_id for file_id, _ in rows]))
+                .returning(col(StoredFile.id))
+            )
+            return len(deleted.all())
+
+    @uncancellable
+    async def mark_lost(self, gone_nodes: list[str], *, now: datetime | None = None) -> int:
+        """Mark the files of nodes gone past the grace period lost: they answer 410, not 503."""
+        gone = [node_id for node_id in gone_nodes if node_id != self.node_id]
+        if not gone:
+            return 0
+        async with writing(self._sessions) as session:
+            marked = await session.execute(
+                update(StoredFile)
+                .where(col(StoredFile.node_id).in_(gone), col(StoredFile.lost_at).is_(None))
+                .values(lost_at=now or utcnow())
+                .returning(col(StoredFile.id))
+            )
+            return len(marked.all())
 
     def sweep_partials(self, *, older_than: float = 3600) -> int:
         """Remove ``.part`` files a crashed download left behind."""
@@ -193,6 +256,36 @@ class FileStore:
             if part.stat().st_mtime < cutoff:
                 part.unlink(missing_ok=True)
                 count += 1
+        return count
+
+    async def sweep_orphans(self, *, older_than: float = 3600) -> int:
+        """Remove files on this disk that no row of this node points to (a row deleted elsewhere,
+        a crash between writing a file and registering it). Young files are left: a download may
+        be registering them right now."""
+        cutoff = time.time() - older_than
+        candidates = [
+            path
+            for path in (self.root.rglob("*") if self.root.exists() else ())
+            if path.is_file() and path.suffix != ".part" and path.stat().st_mtime < cutoff
+        ]
+        count = 0
+        for start in range(0, len(candidates), _BATCH):
+            chunk = {str(path.relative_to(self.root)): path for path in candidates[start : start + _BATCH]}
+            async with self._reads() as session:
+                known = set(
+                    (
+                        await session.execute(
+                            select(col(StoredFile.relpath)).where(
+                                col(StoredFile.relpath).in_(list(chunk)),
+                                or_(self._kept_here(), col(StoredFile.node_id).is_(None)),
+                            )
+                        )
+                    ).scalars()
+                )
+            for relpath in chunk:
+                if relpath not in known:
+                    self._unlink(relpath)
+                    count += 1
         return count
 
     def _unlink(self, relpath: str) -> None:

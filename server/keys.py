@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scraper.pool import BrowserPool
 from server.files import FileStore
+from server.node import Node
+from server.node_registry import NodeRegistry
 from server.queue import JobQueue
 from server.settings import Settings
 from server.tasks import TaskStore
@@ -22,4 +24,6 @@ POOL = web.AppKey("pool", BrowserPool)
 WAKEUP = web.AppKey("wakeup", asyncio.Event)
 FILES = web.AppKey("files", FileStore)
 TASKS = web.AppKey("tasks", TaskStore)
+NODE = web.AppKey("node", Node)
+REGISTRY = web.AppKey("registry", NodeRegistry)
 TOKEN = web.RequestKey("token", TokenInfo)

@@ -289,8 +289,10 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
             412: Answer("A precondition (If-Match, If-Unmodified-Since) failed."),
             416: Answer("The requested range is outside the file."),
         },
-        errors=frozenset({404}),
-        description="The id in a result's `download_url` is the key: no token needed. Files expire.",
+        errors=frozenset({404, 410, 503}),
+        description="The id in a result's `download_url` is the key: no token needed. Files expire. Any"
+        " node answers: a file on another node's disk is streamed from that node (503 while it is down,"
+        " 410 once it has been gone past `SHORTVID_FILES_LOST_AFTER`).",
     ),
     ("HEAD", "/api/files/{file_id}"): Operation(
         "headFile",
@@ -298,7 +300,31 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         "files",
         "none",
         {200: Answer("The file's headers, no body."), 304: Answer("Not modified since the client's copy.")},
-        errors=frozenset({404}),
+        errors=frozenset({404, 410, 503}),
+    ),
+    ("GET", "/internal/files/{file_id}"): Operation(
+        "internalFile",
+        "A file this node holds, for another shortvid node",
+        "internal",
+        "none",
+        {
+            200: Answer("The file.", media={"*/*": _BINARY}),
+            206: Answer("The requested range of the file.", media={"*/*": _BINARY}),
+            304: Answer("Not modified since the client's copy."),
+            412: Answer("A precondition (If-Match, If-Unmodified-Since) failed."),
+            416: Answer("The requested range is outside the file."),
+        },
+        errors=frozenset({403, 404}),
+        description="Only for requests signed with the nodes' shared `SHORTVID_NODE_SECRET` (header"
+        " `X-Shortvid-Node-Auth`); anyone else gets 403. Clients use `/api/files/{file_id}`.",
+    ),
+    ("HEAD", "/internal/files/{file_id}"): Operation(
+        "internalFileHead",
+        "A held file's headers, for another shortvid node",
+        "internal",
+        "none",
+        {200: Answer("The file's headers, no body."), 304: Answer("Not modified since the client's copy.")},
+        errors=frozenset({403, 404}),
     ),
     ("GET", "/api/health"): Operation(
         "health",
@@ -374,6 +400,15 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         {200: Answer("The pool's census and every session.", schemas.OkPoolCensus)},
         errors=frozenset({404}),
         description="404 on a node that runs no browser pool (role api).",
+    ),
+    ("GET", "/api/admin/nodes"): Operation(
+        "nodes",
+        "Every node on this database: role, URL, heartbeat, state, files held",
+        "admin",
+        "admin",
+        {200: Answer("The node registry.", schemas.OkNodeList)},
+        description="`up` while the heartbeat is younger than `SHORTVID_NODE_TIMEOUT`, `stopped` after a"
+        " clean shutdown, `gone` otherwise.",
     ),
     ("GET", "/metrics"): Operation(
         "metrics",
@@ -464,12 +499,23 @@ _ERROR_EXAMPLES: Mapping[int, tuple[str, Mapping[str, str]]] = {
         "Over the token's request rate.",
         {"rate": "Too Many Requests: more than 120 requests a minute for this token. Slow down and retry."},
     ),
+    410: (
+        "The file's bytes are out of reach for good: the node that held them is gone past the grace period.",
+        {
+            "lost": "File gone: the node that held it (worker-b-1a2b3c4d5e6f) has been away since before"
+            " 2026-04-02T10:00:00.000Z, past the grace period. Run the download job again."
+        },
+    ),
     500: ("An internal error (never with a stack trace).", {"internal": "Internal server error"}),
     503: (
-        "Too many clients wait on jobs on this node (Retry-After says when to try again).",
+        "Too many clients wait on jobs on this node, or a file's node is down (Retry-After says when to"
+        " try again).",
         {
             "busy": "Service Unavailable: 1000 clients already wait on jobs on this node. Poll without ?wait,"
-            " or retry in a few seconds."
+            " or retry in a few seconds.",
+            "owner_down": "File temporarily unavailable: the node that holds it (worker-b-1a2b3c4d5e6f) is"
+            " gone since 2026-04-02T10:00:00.000Z. It is still recorded (…); try again when that node is"
+            " back, or run the download job again.",
         },
     ),
 }
@@ -748,7 +794,8 @@ def build_document(app: web.Application, *, metrics_auth: MetricsAuth | None = N
             {"name": "jobs", "description": "Polling jobs and tasks."},
             {"name": "files", "description": "Downloaded media (ours)."},
             {"name": "health", "description": "The vendor's health check."},
-            {"name": "admin", "description": "Token and session administration (ours)."},
+            {"name": "admin", "description": "Token, session and node administration (ours)."},
+            {"name": "internal", "description": "Node to node: a file streamed from the node that holds it."},
             {"name": "ops", "description": "Metrics (ours)."},
             {"name": "docs", "description": "This documentation."},
         ],

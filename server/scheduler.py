@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from models.types import utcnow
 from scraper.pool import BrowserPool
 from server.files import FileStore
 from server.logs import quiet_chatty_loggers
+from server.node_registry import NodeRegistry
 from server.queue import JobQueue
 from server.settings import Settings
 
@@ -49,8 +52,24 @@ def _every(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class NodeDuties:
+    """This node's place in the registry: its heartbeat, and who marks the files of gone nodes lost."""
+
+    registry: NodeRegistry
+    node_id: str
+
+
+#: How often each node looks for files on its disk that no row points to.
+ORPHAN_SWEEP_SECONDS = 3600
+
+
 def build_scheduler(
-    settings: Settings, queue: JobQueue, pool: BrowserPool | None, files: FileStore | None = None
+    settings: Settings,
+    queue: JobQueue,
+    pool: BrowserPool | None,
+    files: FileStore | None = None,
+    node: NodeDuties | None = None,
 ) -> AsyncIOScheduler:
     """The scheduler with our duties; start it inside the running loop."""
     quiet_chatty_loggers()
@@ -62,17 +81,33 @@ def build_scheduler(
 
     _every(scheduler, settings.recover_every.total_seconds(), "recover_expired_leases", recover)
     _every(scheduler, settings.expire_every.total_seconds(), "expire_results", queue.expire_results)
+    if node is not None:
+
+        async def heartbeat() -> object:
+            await node.registry.beat(node.node_id)
+            return None
+
+        _every(scheduler, settings.node_heartbeat.total_seconds(), "node_heartbeat", heartbeat)
     if files is not None:
 
         async def tidy_files() -> object:
+            """This node's bytes only (``FileStore``); and the files of nodes gone too long marked lost."""
+            lost = 0
+            if node is not None:
+                gone = await node.registry.gone_since(utcnow() - settings.files_lost_after)
+                lost = await files.mark_lost(gone)
             expired = await files.expire()
             evicted = await files.enforce_cap()
             partials = files.sweep_partials()
-            return (
-                {"expired": expired, "evicted": evicted, "partials": partials} if expired or evicted else None
-            )
+            done = {"expired": expired, "evicted": evicted, "partials": partials, "marked_lost": lost}
+            return done if any(done.values()) else None
+
+        async def sweep_orphans() -> object:
+            orphans = await files.sweep_orphans()
+            return {"orphans": orphans} if orphans else None
 
         _every(scheduler, settings.expire_every.total_seconds(), "tidy_files", tidy_files)
+        _every(scheduler, ORPHAN_SWEEP_SECONDS, "sweep_orphan_files", sweep_orphans)
     if pool is not None:
 
         async def upkeep() -> object:

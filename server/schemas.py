@@ -789,3 +789,28 @@ class OkPoolCensus(Ok[PoolCensus]):
 
 class OkWebhookSecret(Ok[WebhookSecret]):
     pass
+
+
+class NodeView(BaseModel):
+    """A node of the registry (``server.node_registry.NodeInfo``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    role: Literal["all", "api", "worker"]
+    state: Literal["up", "stopped", "gone"]
+    url: str = Field(
+        description="Where the other nodes reach it (SHORTVID_NODE_URL, else its listen address)."
+    )
+    version: str
+    host: str
+    pid: int
+    started_at: str
+    heartbeat_at: str
+    stopped_at: str | None
+    files: int = Field(description="Files whose bytes are on its disk.")
+    file_bytes: int
+
+
+class OkNodeList(Ok[list[NodeView]]):
+    pass

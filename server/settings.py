@@ -28,6 +28,8 @@ Role = Literal["all", "api", "worker"]
 MetricsAuth = Literal["admin", "loopback", "open"]
 #: ``json``: one JSON object a line; ``text``: readable ``key=value`` lines.
 LogFormat = Literal["json", "text"]
+#: Where downloaded bytes live: on the disk of the node that fetched them, or one store all mount.
+FilesMode = Literal["local", "shared"]
 
 _NUMBER = re.compile(r"\s*[0-9]+(\.[0-9]*)?\s*")
 
@@ -142,6 +144,31 @@ class Settings(BaseSettings):
         None,
         shown="a random `cursor.key` in the data dir",
     )
+    node_url: str | None = _env(
+        "this node's base URL as the other nodes reach it (they stream its files from it)",
+        None,
+        shown="`http://<host>:<port>` (the host name when listening on every address)",
+    )
+    node_secret: SecretStr | None = _env(
+        "shared by every node of one database: signs the internal file route between them (unset:"
+        " a file is served only by the node that holds it)",
+        None,
+        shown="unset",
+    )
+    node_heartbeat: Seconds = _env(
+        "how often a node writes its heartbeat to the registry", timedelta(seconds=10)
+    )
+    node_timeout: Seconds = _env(
+        "a node whose heartbeat is older is gone (its files answer 503)", timedelta(seconds=30)
+    )
+    files: FilesMode = _env(
+        "`local`: each node keeps its downloads on its own disk and serves the others' through them;"
+        " `shared`: one store every node mounts at the same data dir, which every node treats as its own",
+        "local",
+    )
+    files_lost_after: Seconds = _env(
+        "the files of a node gone this long are marked lost (they answer 410)", timedelta(days=1)
+    )
     cache: bool = _env(
         "coalesce identical parse / channel-listing requests and reuse recent results (`false`: one"
         " scrape per job); `[cache] enabled` in `playwright.config`",
@@ -191,6 +218,8 @@ class Settings(BaseSettings):
     def _consistent(self) -> Self:
         if self.heartbeat >= self.lease:
             raise ValueError(f"{env_name('heartbeat')} must be shorter than {env_name('lease')}")
+        if self.node_heartbeat >= self.node_timeout:
+            raise ValueError(f"{env_name('node_heartbeat')} must be shorter than {env_name('node_timeout')}")
         if self.workers < 1 and self.role != "api":
             raise ValueError(f"{env_name('workers')} must be at least 1 unless {env_name('role')} is api")
         return self
@@ -277,7 +306,11 @@ def describe(error: ValidationError) -> str:
         if problem["loc"]:
             field = str(problem["loc"][0])
             shown = problem["input"]
-            shown = "(hidden)" if field == "cursor_key" else repr(shown)
+            secret = (
+                Settings.model_fields.get(field)
+                and Settings.model_fields[field].annotation == SecretStr | None
+            )
+            shown = "(hidden)" if secret else repr(shown)
             lines.append(f"{env_name(field)}: {message} (got {shown})")
         else:
             lines.append(message)

@@ -7,6 +7,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,13 @@ def dataset(site: FixtureSite) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 async def client(site: FixtureSite, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TestClient]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("e2e"), workers=2, rate_limit=0)
+    # Retries a quarter of a second apart, not 2 s: tests that exhaust attempts wait for no clock.
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("e2e"),
+        workers=2,
+        rate_limit=0,
+        retry_base=timedelta(milliseconds=250),
+    )
     browser = load_browser_settings().pointed_at(site)
     test_client = await start_app(settings, browser)
     yield test_client

@@ -10,7 +10,7 @@ from server.auth import authenticate
 from server.body import parse_body
 from server.credits import CreditsOutOfRange
 from server.error_map import ApiError, bad_request
-from server.keys import POOL, TOKENS
+from server.keys import POOL, REGISTRY, TOKENS
 from server.schemas import CreateToken, TopUp
 from server.tokens import TokenInfo, TokenNameTaken
 
@@ -92,7 +92,14 @@ async def sessions(request: web.Request) -> web.Response:
     return _ok(request.app[POOL].census())
 
 
+async def nodes(request: web.Request) -> web.Response:
+    """The node registry (every node on this database), with the files each holds."""
+    await _admin(request)
+    return _ok([node.to_json() for node in await request.app[REGISTRY].all()])
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/admin/nodes", nodes)
     app.router.add_get("/api/admin/sessions", sessions)
     app.router.add_get("/api/admin/tokens", list_tokens)
     app.router.add_post("/api/admin/tokens", create_token)
