@@ -94,25 +94,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 @asynccontextmanager
-async def _token_store(settings: Settings) -> AsyncIterator[Any]:
+async def _database_sessions(settings: Settings) -> AsyncIterator[Any]:
+    """Sessions on the configured database, its schema brought up to date (a tool may run first)."""
     from models.db import create_schema, make_engine, session_factory
     from models.transactions import dispose_engine
-    from server.tokens import TokenStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     try:
         await create_schema(engine)
-        yield TokenStore(session_factory(engine))
+        yield session_factory(engine)
     finally:
         await dispose_engine(engine)
 
 
-async def _token_command(args: argparse.Namespace) -> int:
-    settings = load_settings().with_overrides(
+def _database_settings(args: argparse.Namespace) -> Settings:
+    return load_settings().with_overrides(
         data_dir=Path(args.data_dir) if args.data_dir else None, database_url=args.database_url
     )
-    async with _token_store(settings) as store:
+
+
+async def _token_command(args: argparse.Namespace) -> int:
+    from server.tokens import TokenStore
+
+    async with _database_sessions(_database_settings(args)) as sessions:
+        store = TokenStore(sessions)
         if args.token_cmd == "create":
             if not args.unlimited and args.credits is None:
                 return _fail("token create needs --credits N or --unlimited")
@@ -129,14 +135,14 @@ async def _token_command(args: argparse.Namespace) -> int:
         if args.token_cmd == "list":
             _print_json([t.to_json() for t in await store.list()])
             return 0
-        info = await store.find(args.ref)
-        if info is None:
+        found = await store.find(args.ref)
+        if found is None:
             return _fail(f"no token with id, name or prefix {args.ref!r} (see `shortvid token list`)")
         if args.token_cmd == "topup":
-            info = await store.topup(info.id, args.amount)
+            found = await store.topup(found.id, args.amount)
         elif args.token_cmd in ("ban", "unban"):
-            info = await store.set_banned(info.id, args.token_cmd == "ban")
-        _print_json(info.to_json())
+            found = await store.set_banned(found.id, args.token_cmd == "ban")
+        _print_json(found.to_json())
         return 0
 
 
@@ -353,6 +359,60 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
+NODE_COLUMNS: tuple[tuple[str, str, int | None], ...] = (
+    ("id", "id", 24),
+    ("role", "role", 6),
+    ("state", "state", 7),
+    ("beat", "beat s", 6),
+    ("files", "files", 6),
+    ("size", "size", 8),
+    ("url", "url", 14),
+)
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]  # an int in, a float on
+    raise AssertionError("unreachable")
+
+
+async def _nodes_command(args: argparse.Namespace) -> int:
+    from models.types import utcnow
+    from server.node_registry import NodeRegistry
+
+    settings = _database_settings(args)
+    async with _database_sessions(settings) as sessions:
+        nodes = await NodeRegistry(sessions, timeout=settings.node_timeout).all()
+    if args.json:
+        _print_json([node.to_json() for node in nodes])
+        return 0
+    if not nodes:
+        print("no node has registered on this database yet", file=sys.stderr)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    now = utcnow()
+    table = Table(box=None, pad_edge=False, expand=False)
+    for _, header, width in NODE_COLUMNS:
+        table.add_column(header, width=width, no_wrap=True, overflow="ellipsis")
+    for node in nodes:
+        cells = {
+            **node.to_json(),
+            "beat": (now - node.heartbeat_at).total_seconds(),
+            "size": _size(node.file_bytes),
+        }
+        table.add_row(*(_cell(cells[key]) for key, _, _ in NODE_COLUMNS))
+    Console(highlight=False).print(table, markup=False)
+    return 0
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    return asyncio.run(_nodes_command(args))
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     """Ask a running node for its pool census and print one row per session."""
     import urllib.error
@@ -523,6 +583,12 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--tz", help="channels: the time zone of --since (default Asia/Shanghai or UTC)")
     parse.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
     parse.set_defaults(func=cmd_parse)
+
+    nodes = sub.add_parser("nodes", help="list the nodes on this database: role, state, heartbeat, files")
+    nodes.add_argument("--data-dir", help="as for serve (the SQLite database's directory)")
+    nodes.add_argument("--database-url", help="as for serve: e.g. postgresql://user@host/db")
+    nodes.add_argument("--json", action="store_true", help="print the registry as JSON")
+    nodes.set_defaults(func=cmd_nodes)
 
     sessions = sub.add_parser("sessions", help="show each browser session of a running node")
     sessions.add_argument("--url", default="http://127.0.0.1:8000", help="the node (default local)")

@@ -1,4 +1,4 @@
-"""This process as a worker node: a stable id in its data directory, an incarnation per start.
+"""This process as a node: a stable id in its data directory, an incarnation per start.
 
 A node that restarts after a crash knows its dead predecessor by that id and takes back the
 jobs it held at once, instead of waiting out their leases (the lock file proves it is dead).
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class NodeBusy(RuntimeError):
-    """Another live process already runs workers as this node (same data directory and name)."""
+    """Another live process already is this node (same data directory and name)."""
 
 
 def _node_name(name: str) -> str:
@@ -32,8 +32,9 @@ def _node_name(name: str) -> str:
 
 @dataclass(slots=True)
 class Node:
-    """This process as a worker node: a stable id kept in the data directory, a fresh incarnation
-    per start, and a lock proving no other process is this node.
+    """This process as a node (any role): a stable id kept in the data directory, a fresh
+    incarnation per start, and a lock proving no other process is this node. The id names it in
+    the node registry and on the files whose bytes it holds.
 
     Worker ids are ``<node_id>:<incarnation>:<n>``. Holding the lock proves every earlier
     incarnation is dead, so at start-up the node may take back their jobs at once instead of
@@ -86,7 +87,7 @@ def _lock(path: Path) -> IO[str]:
         holder = handle.read().strip() or "?"
         handle.close()
         raise NodeBusy(
-            f"another shortvid process (pid {holder}) already runs workers with {path.parent.resolve()}"
+            f"another shortvid process (pid {holder}) already runs with {path.parent.resolve()}"
             f" as its data directory; give each node its own --data-dir (or, sharing one, its own"
             f" SHORTVID_WORKER_NAME)"
         ) from None

@@ -137,7 +137,10 @@ class Settings(BaseSettings):
     douyin_tz: str = _env("where a Douyin `since` day starts (IANA name)", DEFAULT_TIMEZONES["douyin"])
     tiktok_tz: str = _env("where a TikTok `since` day starts (IANA name)", DEFAULT_TIMEZONES["tiktok"])
     worker_name: str = _env(
-        "this worker node's name, the prefix of its node id and worker ids", "", shown="the host name"
+        "this node's name, the prefix of its node id and worker ids (processes sharing one data dir"
+        " need one each)",
+        "",
+        shown="the host name",
     )
     cursor_key: SecretStr | None = _env(
         "secret that signs channel cursors; give every node of one database the same",
