@@ -152,6 +152,8 @@ async def _registered(app: web.Application) -> AsyncIterator[None]:
     await registry.register(
         node_id=node.node_id, role=settings.role, url=advertised_url(settings), incarnation=node.incarnation
     )
+    if adopted := await app[FILES].adopt_ownerless():
+        log.info("took ownership of %d files on this disk that were recorded without a node", adopted)
     yield
     await registry.stopped(node.node_id)
 

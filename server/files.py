@@ -147,10 +147,7 @@ class FileStore:
 
     def path_of(self, row: StoredFile) -> Path | None:
         """The file's path if it is still on disk and inside the store."""
-        path = (self.root / row.relpath).resolve()
-        if not path.is_relative_to(self.root) or not path.is_file():
-            return None
-        return path
+        return self._on_disk(row.relpath)
 
     @uncancellable
     async def unpin_job(self, job_id: str) -> None:
@@ -232,6 +229,41 @@ class FileStore:
                 .returning(col(StoredFile.id))
             )
             return len(deleted.all())
+
+    @uncancellable
+    async def adopt_ownerless(self) -> int:
+        """Give this node the ownerless rows (written before nodes were recorded) whose bytes are on
+        its disk, so its upkeep keeps them; a shared store leaves them ownerless (every node's)."""
+        if self.shared:
+            return 0
+        adopted, after = 0, ""
+        while True:
+            async with self._reads() as session:
+                batch = (
+                    await session.execute(
+                        select(col(StoredFile.id), col(StoredFile.relpath))
+                        .where(col(StoredFile.node_id).is_(None), col(StoredFile.id) > after)
+                        .order_by(col(StoredFile.id))
+                        .limit(_BATCH)
+                    )
+                ).all()
+            if not batch:
+                return adopted
+            after = batch[-1][0]
+            here = [file_id for file_id, relpath in batch if self._on_disk(relpath)]
+            if here:
+                async with writing(self._sessions) as session:
+                    taken = await session.execute(
+                        update(StoredFile)
+                        .where(col(StoredFile.id).in_(here), col(StoredFile.node_id).is_(None))
+                        .values(node_id=self.node_id)
+                        .returning(col(StoredFile.id))
+                    )
+                    adopted += len(taken.all())
+
+    def _on_disk(self, relpath: str) -> Path | None:
+        path = (self.root / relpath).resolve()
+        return path if path.is_relative_to(self.root) and path.is_file() else None
 
     @uncancellable
     async def mark_lost(self, gone_nodes: list[str], *, now: datetime | None = None) -> int:

@@ -330,3 +330,17 @@ async def test_the_admin_route_lists_the_nodes(pair: Pair) -> None:
     assert holder["state"] == "up" and holder["files"] == 1 and holder["file_bytes"] == len(pair.data)
     assert holder["url"] == f"http://127.0.0.1:{pair.holder.server.port}"
     assert nodes[pair.other.app[NODE].node_id]["files"] == 0
+
+
+async def test_rows_from_before_node_ids_go_to_the_node_whose_disk_has_them(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    legacy = _store(engine, tmp_path / "a", None)  # no node identity: rows name no owner, as before
+    old = await _put(legacy, "90", b"written before nodes were recorded")
+    a = _store(engine, tmp_path / "a", "node-a")
+    b = _store(engine, tmp_path / "b", "node-b")
+    assert await b.adopt_ownerless() == 0  # not on b's disk
+    assert await a.adopt_ownerless() == 1
+    row = await a.get(old)
+    assert row is not None and row.node_id == "node-a" and not b.holds(row)
+    assert await a.expire(now=utcnow() + timedelta(hours=2)) == 1 and _files_under(tmp_path / "a") == []
