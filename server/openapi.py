@@ -173,6 +173,18 @@ def _events(view: str) -> Answer:
 
 _ENDED = Answer("It had ended and the client reconnected (Last-Event-ID): stop reconnecting.")
 _BINARY = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+#: A file's answers, from the node holding it or relayed (aiohttp's FileResponse: Range, conditionals).
+_FILE_ANSWERS: Mapping[int, Answer] = {
+    200: Answer("The file.", media={"*/*": _BINARY}, headers={"X-Content-SHA256": {"type": "string"}}),
+    206: Answer("The requested range of the file.", media={"*/*": _BINARY}),
+    304: Answer("Not modified since the client's copy."),
+    412: Answer("A precondition (If-Match, If-Unmodified-Since) failed."),
+    416: Answer("The requested range is outside the file."),
+}
+_FILE_HEAD_ANSWERS: Mapping[int, Answer] = {
+    200: Answer("The file's headers, no body."),
+    304: Answer("Not modified since the client's copy."),
+}
 
 
 def _submit(operation_id: str, summary: str, platform: str, family: str, kind: str) -> Operation:
@@ -280,15 +292,7 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         "A downloaded file (supports Range)",
         "files",
         "none",
-        {
-            200: Answer(
-                "The file.", media={"*/*": _BINARY}, headers={"X-Content-SHA256": {"type": "string"}}
-            ),
-            206: Answer("The requested range of the file.", media={"*/*": _BINARY}),
-            304: Answer("Not modified since the client's copy."),
-            412: Answer("A precondition (If-Match, If-Unmodified-Since) failed."),
-            416: Answer("The requested range is outside the file."),
-        },
+        _FILE_ANSWERS,
         errors=frozenset({404, 410, 503}),
         description="The id in a result's `download_url` is the key: no token needed. Files expire. Any"
         " node answers: a file on another node's disk is streamed from that node (503 while it is down,"
@@ -299,7 +303,7 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         "A downloaded file's headers (size, type)",
         "files",
         "none",
-        {200: Answer("The file's headers, no body."), 304: Answer("Not modified since the client's copy.")},
+        _FILE_HEAD_ANSWERS,
         errors=frozenset({404, 410, 503}),
     ),
     ("GET", "/internal/files/{file_id}"): Operation(
@@ -307,13 +311,7 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         "A file this node holds, for another shortvid node",
         "internal",
         "none",
-        {
-            200: Answer("The file.", media={"*/*": _BINARY}),
-            206: Answer("The requested range of the file.", media={"*/*": _BINARY}),
-            304: Answer("Not modified since the client's copy."),
-            412: Answer("A precondition (If-Match, If-Unmodified-Since) failed."),
-            416: Answer("The requested range is outside the file."),
-        },
+        _FILE_ANSWERS,
         errors=frozenset({403, 404}),
         description="Only for requests signed with the nodes' shared `SHORTVID_NODE_SECRET` (header"
         " `X-Shortvid-Node-Auth`); anyone else gets 403. Clients use `/api/files/{file_id}`.",
@@ -323,7 +321,7 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         "A held file's headers, for another shortvid node",
         "internal",
         "none",
-        {200: Answer("The file's headers, no body."), 304: Answer("Not modified since the client's copy.")},
+        _FILE_HEAD_ANSWERS,
         errors=frozenset({403, 404}),
     ),
     ("GET", "/api/health"): Operation(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -172,7 +171,7 @@ async def test_a_burst_of_identical_jobs_is_one_scrape_each_job_charged(engine: 
 
 
 async def test_after_the_ttl_a_new_scrape(engine: AsyncEngine) -> None:
-    settings = replace(SETTINGS, cache_ttl_item=timedelta(milliseconds=300))
+    settings = SETTINGS.with_overrides(cache_ttl_item=timedelta(milliseconds=300))
     db = Db(engine, settings)
     token = await db.token()
     stub = Stub(delay=0)
@@ -206,7 +205,7 @@ async def test_channel_options_and_downloads(engine: AsyncEngine) -> None:
 
 
 async def test_cache_off_is_one_scrape_per_job(engine: AsyncEngine) -> None:
-    settings = replace(SETTINGS, cache=False)
+    settings = SETTINGS.with_overrides(cache=False)
     db = Db(engine, settings)
     token = await db.token()
     stub = Stub(delay=0.05)
@@ -264,7 +263,7 @@ async def test_taking_the_lead_is_atomic(engine: AsyncEngine) -> None:
 async def test_followers_are_woken_by_a_leader_in_their_process(engine: AsyncEngine) -> None:
     """One process: followers wait on the leader's end, not on the poll (set far beyond the test's
     bound, so a follower that polled would never finish in time)."""
-    settings = replace(SETTINGS, poll_interval=timedelta(minutes=10))
+    settings = SETTINGS.with_overrides(poll_interval=timedelta(minutes=10))
     db = Db(engine, settings)
     token = await db.token()
     ids = [await db.submit(token) for _ in range(6)]
@@ -281,7 +280,7 @@ async def test_followers_are_woken_by_a_leader_in_their_process(engine: AsyncEng
 async def test_a_leader_that_will_retry_hands_the_scrape_to_a_follower(engine: AsyncEngine) -> None:
     """A retryable failure of the leader ends its lead: a follower takes over and scrapes; the old
     leader, retried later, reuses that result. Nobody fails."""
-    settings = replace(SETTINGS, retry_base=timedelta(milliseconds=50))
+    settings = SETTINGS.with_overrides(retry_base=timedelta(milliseconds=50))
     db = Db(engine, settings)
     token = await db.token()
     ids = [await db.submit(token) for _ in range(3)]
@@ -335,7 +334,7 @@ async def test_followers_of_a_leader_whose_worker_died_take_over(engine: AsyncEn
 
 
 async def _api(tmp_path: Path, **changes: Any) -> TestClient:
-    settings = replace(SETTINGS, data_dir=tmp_path, role="api", rate_limit=0, **changes)
+    settings = SETTINGS.with_overrides(data_dir=tmp_path, role="api", rate_limit=0, **changes)
     client = TestClient(TestServer(create_app(settings, on_first_token=lambda token, info: None)))
     await client.start_server()
     return client

@@ -143,7 +143,7 @@ def _second_process_is_refused(data_dir: Path) -> None:
         assert second.process is not None and second.process.wait(timeout=60) == 2
     finally:
         second.stop()
-    assert "already runs workers with" in second.log.read_text()
+    assert "already runs with" in second.log.read_text()
 
 
 async def test_sqlite_node_killed_twice_and_restarted(tmp_path: Path, record_property: Any) -> None:

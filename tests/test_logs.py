@@ -23,7 +23,7 @@ from scraper.errors import NotFound
 from scraper.pool import LEASED
 from server.logs import JsonFormatter, KeyValueFormatter, configure_logging, job_context
 from server.queue import JobQueue
-from server.scheduler import build_scheduler
+from server.scheduler import NodeDuties, build_scheduler
 from server.settings import Settings, log_format_from_env
 from server.worker import Worker
 from tests.jobs import enqueue_job
@@ -139,11 +139,13 @@ def test_configure_logging_replaces_only_its_own_handler_and_quiets_apscheduler(
         root.setLevel(level)
 
 
-def test_the_log_format_setting() -> None:
-    assert log_format_from_env({}) == "text"
-    assert log_format_from_env({"SHORTVID_LOG_FORMAT": "json"}) == "json"
+def test_the_log_format_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert log_format_from_env() == "text"
+    monkeypatch.setenv("SHORTVID_LOG_FORMAT", "json")
+    assert log_format_from_env() == "json"
+    monkeypatch.setenv("SHORTVID_LOG_FORMAT", "xml")
     with pytest.raises(ValueError, match="SHORTVID_LOG_FORMAT"):
-        log_format_from_env({"SHORTVID_LOG_FORMAT": "xml"})
+        log_format_from_env()
 
 
 def test_scheduled_duties_have_names() -> None:
@@ -153,12 +155,18 @@ def test_scheduled_duties_have_names() -> None:
     queue = SimpleNamespace(recover_expired=nothing, expire_results=nothing)
     files = SimpleNamespace(expire=nothing, enforce_cap=nothing, sweep_partials=lambda: 0)
     pool = SimpleNamespace(maintain=nothing)
-    scheduler = build_scheduler(Settings(), queue, pool, files)  # type: ignore[arg-type]
+    node = NodeDuties(registry=SimpleNamespace(beat=nothing), node_id="n")  # type: ignore[arg-type]
+    scheduler = build_scheduler(Settings(), queue, pool, files, node)  # type: ignore[arg-type]
     jobs = {job.id: job.name for job in scheduler.get_jobs()}
     assert jobs == {
-        "recover_expired_leases": "recover_expired_leases",
-        "expire_results": "expire_results",
-        "tidy_files": "tidy_files",
-        "pool_census": "pool_census",
+        name: name
+        for name in (
+            "recover_expired_leases",
+            "expire_results",
+            "node_heartbeat",
+            "tidy_files",
+            "sweep_orphan_files",
+            "pool_census",
+        )
     }
     assert logging.getLogger("apscheduler.executors.default").getEffectiveLevel() == logging.WARNING

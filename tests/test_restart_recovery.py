@@ -43,7 +43,7 @@ def test_node_id_is_stable_per_data_dir_and_name(tmp_path: Path) -> None:
 def test_a_second_live_process_on_the_same_node_is_refused(tmp_path: Path) -> None:
     node = Node.open(tmp_path)
     try:
-        with pytest.raises(NodeBusy, match=r"already runs workers with .* give each node its own"):
+        with pytest.raises(NodeBusy, match=r"already runs with .* give each node its own"):
             Node.open(tmp_path)
     finally:
         node.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from server.job_routes import JOB_ROUTES
 from server.settings import Settings, SettingsError, env_name, load_settings
@@ -18,8 +19,12 @@ from server.settings_table import README, block, current_block, main
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Fields whose type is free text: any value is taken as it is.
-FREE_TEXT = {"host", "database_url", "public_url", "worker_name", "cursor_key", "data_dir"}
+#: Fields whose type is free text (any value is taken as it is), except the zones, which are checked.
+FREE_TEXT = {
+    name
+    for name, field in Settings.model_fields.items()
+    if field.annotation in (str, str | None, Path, SecretStr | None) and not name.endswith("_tz")
+}
 NUMERIC_OR_CHOICE = [name for name in Settings.model_fields if name not in FREE_TEXT]
 
 
