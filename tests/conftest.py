@@ -33,13 +33,13 @@ for _name in [env_name(field) for field in Settings.model_fields]:
     os.environ.pop(_name, None)
 Settings.model_config["env_file"] = None
 
-# Fuzzing budgets: a few hundred examples per property by default, many more for a soak run
+# Fuzzing budgets: two hundred examples per property by default, many more for a soak run
 # (HYPOTHESIS_PROFILE=soak). No deadlines: these machines are shared and their timing is noise.
 _FUZZ = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 }
-hypothesis_settings.register_profile("default", max_examples=300, **_FUZZ)  # type: ignore[arg-type]
+hypothesis_settings.register_profile("default", max_examples=200, **_FUZZ)  # type: ignore[arg-type]
 hypothesis_settings.register_profile("soak", max_examples=5000, **_FUZZ)  # type: ignore[arg-type]
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 _PG_SCHEMAS: dict[AsyncEngine, str] = {}
