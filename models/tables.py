@@ -233,9 +233,7 @@ class NodeRecord(SQLModel, table=True):
     pid: int = Field(default=0)
     incarnation: str = Field(max_length=16)
     started_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
-    heartbeat_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
-    )
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     stopped_at: datetime | None = _utc_column()
 
 
