@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from server.error_map import ApiError
+from server.metrics import METRICS
 from server.node_auth import HEADER, sign
 from server.node_registry import NodeInfo
 
@@ -64,20 +65,24 @@ async def relay(request: web.Request, owner: NodeInfo, file_id: str, secret: byt
     headers = {name: request.headers[name] for name in FORWARDED if name in request.headers}
     headers[HEADER] = sign(secret, request.method, path)
     client = request.app[RELAY_CLIENT]
+    count = request.app[METRICS].file_relayed
     response: web.StreamResponse | None = None
     try:
         async with client.request(
             request.method, owner.url + path, headers=headers, allow_redirects=False
         ) as upstream:
             if upstream.status in (401, 403):
+                count("refused")
                 raise unavailable(
                     file_id,
                     f"node {owner.id} refused this node's signature (every node needs the same"
                     " SHORTVID_NODE_SECRET)",
                 )
             if upstream.status == 404:
+                count("not_found")
                 raise ApiError(404, FILE_NOT_FOUND)
             if upstream.status >= 500:
+                count("unreachable")
                 raise unavailable(file_id, f"node {owner.id}, which holds it, answered {upstream.status}")
             response = web.StreamResponse(
                 status=upstream.status,
@@ -88,15 +93,18 @@ async def relay(request: web.Request, owner: NodeInfo, file_id: str, secret: byt
                 async for chunk in upstream.content.iter_chunked(CHUNK):
                     await response.write(chunk)
             await response.write_eof()
+            count("streamed")
             return response
     except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
         if response is not None and response.prepared:
             # Too late for a status: close the connection, so the client sees a body shorter than
             # its Content-Length (a broken download, never a silently short file).
             log.warning("relay of file %s from node %s broke off: %r", file_id, owner.id, exc)
+            count("broken")
             if request.transport is not None:
                 request.transport.close()
             return response
+        count("unreachable")
         raise unavailable(
             file_id, f"node {owner.id}, which holds it, cannot be reached ({type(exc).__name__})"
         ) from exc

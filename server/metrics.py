@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -120,6 +120,12 @@ def _pool_metrics(pool: PoolStats) -> Iterable[Metric]:
     return sessions, busy, alive, blocks, relaunches, retired
 
 
+#: How a request for a file on another node's disk ended: streamed from its owner (whole or a range),
+#: the owner down (stopped, gone, unknown), unreachable, refusing our signature, without the bytes,
+#: cut off mid-stream, or this node without the nodes' secret.
+RelayOutcome = Literal["streamed", "owner_down", "unreachable", "refused", "not_found", "broken", "no_secret"]
+
+
 class Metrics:
     """The app's metrics and the calls that record them; ``render`` writes the exposition."""
 
@@ -166,6 +172,12 @@ class Metrics:
         self._refunded = Counter(
             "shortvid_credits_refunded", "Credits given back for failed jobs.", ["type"], registry=registry
         )
+        self._relays = Counter(
+            "shortvid_file_relays",
+            "File requests this node answered for another node's bytes, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
         self._census = _Census()
         registry.register(self._census)
 
@@ -196,6 +208,9 @@ class Metrics:
     def job_retried(self, job_type: str, code: str, seconds: float) -> None:
         self._retries.labels(job_type, code).inc()
         self._durations.labels(job_type, "retry").observe(seconds)
+
+    def file_relayed(self, outcome: RelayOutcome) -> None:
+        self._relays.labels(outcome).inc()
 
     def credits_charged(self, job_type: str, amount: int) -> None:
         if amount:

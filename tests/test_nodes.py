@@ -26,6 +26,7 @@ from scraper.download import Downloaded
 from server.app import create_app
 from server.files import FileStore
 from server.keys import FILES, NODE, REGISTRY, TOKENS
+from server.metrics import METRICS
 from server.node_auth import HEADER, MAX_SKEW_SECONDS, sign, verify
 from server.node_registry import NodeRegistry, advertised_url
 from server.settings import Settings
@@ -255,6 +256,14 @@ async def test_a_file_is_served_by_a_node_that_does_not_hold_it(pair: Pair) -> N
     )
     local = await pair.holder.get(f"/api/files/{pair.file_id}")  # the holder serves it from its disk
     assert await local.read() == pair.data
+    relays = pair.other.app[METRICS].registry.get_sample_value
+    assert relays("shortvid_file_relays_total", {"outcome": "streamed"}) == 3
+    assert (
+        pair.holder.app[METRICS].registry.get_sample_value(
+            "shortvid_file_relays_total", {"outcome": "streamed"}
+        )
+        is None
+    )
 
 
 async def test_the_internal_route_answers_only_signed_requests(pair: Pair) -> None:
@@ -290,6 +299,8 @@ async def test_a_stopped_holder_is_a_503_then_a_lost_file_a_410(pair: Pair) -> N
     assert await pair.other.app[FILES].mark_lost([holder_id]) == 1
     lost = await pair.other.get(f"/api/files/{pair.file_id}")
     assert lost.status == 410 and "Run the download job again" in (await lost.json())["error"]
+    counted = pair.other.app[METRICS].registry.get_sample_value
+    assert counted("shortvid_file_relays_total", {"outcome": "owner_down"}) == 1
 
 
 async def test_a_node_that_cannot_reach_the_holder_says_why(tmp_path: Path) -> None:

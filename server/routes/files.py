@@ -18,6 +18,7 @@ from models.video import iso_utc_ms
 from server.error_map import ApiError
 from server.file_relay import FILE_NOT_FOUND, INTERNAL_ROUTE, relay, unavailable
 from server.keys import FILES, NODE, REGISTRY, SETTINGS
+from server.metrics import METRICS
 from server.node_auth import HEADER, verify
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -60,13 +61,17 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
         return _local(request, row)
     assert row.node_id is not None  # holds() is true for every ownerless row
     owner = await request.app[REGISTRY].get(row.node_id)
+    count = request.app[METRICS].file_relayed
     if owner is None:
+        count("owner_down")
         raise unavailable(row.id, f"the node that holds it ({row.node_id}) is not in the node registry")
     if owner.state != "up":
         since = iso_utc_ms(owner.stopped_at or owner.heartbeat_at)
+        count("owner_down")
         raise unavailable(row.id, f"the node that holds it ({owner.id}) is {owner.state} since {since}")
     secret = request.app[SETTINGS].node_secret
     if secret is None:
+        count("no_secret")
         raise unavailable(
             row.id,
             f"it is on node {owner.id}, and this node cannot ask it without SHORTVID_NODE_SECRET (set the"
