@@ -13,11 +13,13 @@ import sys
 import time as clock
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from scraper.chromium_processes import own_chromium_processes
@@ -29,10 +31,21 @@ FINISHED = ("completed", "failed")
 REPO = Path(__file__).resolve().parents[1]
 
 
-async def start_app(settings: Settings, browser: BrowserSettings | None = None) -> TestClient:
-    """The whole app (API, workers, pool, scheduler) on a test server; the caller closes it."""
-    app = create_app(settings, browser=browser, on_first_token=lambda token, info: None)
-    client = TestClient(TestServer(app))
+async def start_app(
+    settings: Settings,
+    browser: BrowserSettings | None = None,
+    *,
+    port: int | None = None,
+    first_tokens: list[str] | None = None,
+    routes: Callable[[web.Application], None] = lambda app: None,
+) -> TestClient:
+    """The app as ``settings`` make it (API only, or with workers, pool and scheduler) on a test server
+    on loopback; the caller closes it. ``first_tokens`` gets the admin token a first start prints,
+    ``routes`` adds a test's own routes before the app starts."""
+    tokens = first_tokens if first_tokens is not None else []
+    app = create_app(settings, browser=browser, on_first_token=lambda token, info: tokens.append(token))
+    routes(app)
+    client = TestClient(TestServer(app, host="127.0.0.1", port=port or 0))
     await client.start_server()
     return client
 

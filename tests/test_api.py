@@ -9,12 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from models.tables import JobState
-from server.app import create_app
 from server.keys import QUEUE, TOKENS
 from server.settings import Settings
+from tests.e2e import start_app
 
 DOUYIN_VIDEO = "https://www.douyin.com/video/7071967230287744267"
 TIKTOK_VIDEO = "https://www.tiktok.com/@a3noticias/video/6806030056956251397"
@@ -33,9 +33,8 @@ class Api:
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     first: list[str] = []
     settings = Settings(data_dir=tmp_path, role="api", rate_limit=50, max_body_bytes=16384)
-    app = create_app(settings, on_first_token=lambda token, info: first.append(token))
-    client = TestClient(TestServer(app))
-    await client.start_server()
+    client = await start_app(settings, first_tokens=first)
+    app = client.app
     token, _ = await app[TOKENS].create(name="client", credits=100)
     try:
         yield Api(client, token)

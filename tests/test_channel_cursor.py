@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from fixtures.site import FixtureSite
 from models.video import Author, Video
@@ -39,7 +39,6 @@ from scraper.pool import BrowserPool
 from scraper.service import list_videos
 from scraper.shapes.common import PostPage, Profile
 from scraper.urls import classify
-from server.app import create_app
 from server.cursors import (
     GARBLED,
     KEY_FILE,
@@ -51,7 +50,7 @@ from server.cursors import (
 )
 from server.keys import QUEUE, TOKENS
 from server.settings import Settings
-from tests.e2e import account_by_role, expected_channel, poll_job
+from tests.e2e import account_by_role, expected_channel, poll_job, start_app
 
 DOUYIN_USER = "https://www.douyin.com/user/MS4wLjABAAAAcursorA"
 OTHER_DOUYIN_USER = "https://www.douyin.com/user/MS4wLjABAAAAcursorB"
@@ -349,10 +348,8 @@ class Api:
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     settings = Settings(data_dir=tmp_path, role="api", rate_limit=0)
-    app = create_app(settings, on_first_token=lambda token, info: None)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    token, _ = await app[TOKENS].create(name="pager", credits=1000)
+    client = await start_app(settings)
+    token, _ = await client.app[TOKENS].create(name="pager", credits=1000)
     try:
         yield Api(client, token, settings)
     finally:

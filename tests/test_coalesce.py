@@ -10,20 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.db import session_factory
 from models.tables import Job, JobState
 from models.types import utcnow
 from scraper.errors import Blocked, NotFound
-from server.app import create_app
 from server.coalesce import Coalescer, dedupe_key
 from server.keys import QUEUE, TOKENS
 from server.queue import JobQueue
 from server.settings import Settings
 from server.tokens import TokenStore
 from server.worker import Worker
+from tests.e2e import start_app
 
 URL = "https://www.douyin.com/video/7071967230287744267"
 SETTINGS = Settings(
@@ -335,9 +335,7 @@ async def test_followers_of_a_leader_whose_worker_died_take_over(engine: AsyncEn
 
 async def _api(tmp_path: Path, **changes: Any) -> TestClient:
     settings = SETTINGS.with_overrides(data_dir=tmp_path, role="api", rate_limit=0, **changes)
-    client = TestClient(TestServer(create_app(settings, on_first_token=lambda token, info: None)))
-    await client.start_server()
-    return client
+    return await start_app(settings)
 
 
 @pytest.fixture

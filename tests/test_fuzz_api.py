@@ -16,16 +16,16 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from scraper.hosts import platform_of_host
 from scraper.urls import classify
-from server.app import create_app
 from server.job_routes import JOB_ROUTES, JobRoute
 from server.keys import QUEUE, TOKENS
 from server.settings import Settings
+from tests.e2e import start_app
 from tests.strategies import (
     admin_body,
     any_url,
@@ -56,10 +56,8 @@ async def target(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Targ
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("fuzz"), role="api", rate_limit=0, max_body_bytes=MAX_BODY
     )
-    app = create_app(settings, on_first_token=lambda token, info: admin.append(token))
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    token, info = await app[TOKENS].create(name="fuzz", credits=10**9)
+    client = await start_app(settings, first_tokens=admin)
+    token, info = await client.app[TOKENS].create(name="fuzz", credits=10**9)
     try:
         yield Target(client, token, info.id, admin[0])
     finally:

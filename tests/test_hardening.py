@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from server import cli
 from server.app import create_app
@@ -25,6 +25,7 @@ from server.connections import CONNECTIONS, GuardedSite
 from server.credits import MAX_CREDITS
 from server.keys import QUEUE, TOKENS
 from server.settings import Settings
+from tests.e2e import start_app
 
 VIDEO_ID = "7071967230287744267"
 
@@ -47,10 +48,8 @@ class Api:
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     first: list[str] = []
-    settings = Settings(data_dir=tmp_path, role="api", rate_limit=0)
-    app = create_app(settings, on_first_token=lambda token, info: first.append(token))
-    client = TestClient(TestServer(app))
-    await client.start_server()
+    client = await start_app(Settings(data_dir=tmp_path, role="api", rate_limit=0), first_tokens=first)
+    app = client.app
     token, _ = await app[TOKENS].create(name="client", credits=1000)
     try:
         yield Api(client, token, first[0])

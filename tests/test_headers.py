@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from aiohttp import ClientResponse, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from server.app import create_app
 from server.auth import RateLimiter
 from server.keys import TOKENS
 from server.settings import Settings
+from tests.e2e import start_app
 
 VIDEO = "https://www.douyin.com/video/7071967230287744267"
 MADE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -51,13 +51,14 @@ class Api:
 
 
 async def _api(tmp_path: Path, rate_limit: int) -> Api:
-    settings = Settings(data_dir=tmp_path, role="api", rate_limit=rate_limit)
-    app = create_app(settings, on_first_token=lambda token, info: None)
-    app.router.add_get("/test/boom", _boom)
-    app.router.add_get("/test/streamed", _streamed)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    token, _ = await app[TOKENS].create(name="client", credits=1000)
+    def test_routes(app: web.Application) -> None:
+        app.router.add_get("/test/boom", _boom)
+        app.router.add_get("/test/streamed", _streamed)
+
+    client = await start_app(
+        Settings(data_dir=tmp_path, role="api", rate_limit=rate_limit), routes=test_routes
+    )
+    token, _ = await client.app[TOKENS].create(name="client", credits=1000)
     return Api(client, token)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer, unused_port
+from aiohttp.test_utils import TestClient, unused_port
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import update
@@ -23,13 +23,13 @@ from models.db import session_factory, sqlite_url
 from models.tables import NodeRecord
 from models.types import utcnow
 from scraper.download import Downloaded
-from server.app import create_app
 from server.files import FileStore
 from server.keys import FILES, NODE, REGISTRY, TOKENS
 from server.metrics import METRICS
 from server.node_auth import HEADER, MAX_SKEW_SECONDS, sign, verify
 from server.node_registry import NodeRegistry, advertised_url
 from server.settings import Settings
+from tests.e2e import start_app
 
 SECRET = "one secret every node of the test shares"
 
@@ -218,9 +218,7 @@ async def _node(tmp_path: Path, name: str, database: str, **changes: Any) -> Tes
         node_url=f"http://127.0.0.1:{port}",
         **{"node_secret": SECRET, **changes},
     )
-    client = TestClient(TestServer(create_app(settings, on_first_token=lambda token, info: None), port=port))
-    await client.start_server()
-    return client
+    return await start_app(settings, port=port)
 
 
 @pytest.fixture

@@ -16,13 +16,12 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
 from models.video import Author, Image, Music, Statistics, Video
 from scraper.download import Downloaded
-from server.app import create_app
 from server.auth import BANNED, MISSING_TOKEN, insufficient_credits
 from server.body import validate_body
 from server.coalesce import shared_result
@@ -34,6 +33,7 @@ from server.openapi import OPERATIONS, is_console, routes_of, undocumented_route
 from server.schemas import ChannelSubmit, CreateToken, JobType, RequestBody, SubmitContext, TopUp
 from server.settings import Settings
 from tests.chromium import bare_chromium
+from tests.e2e import start_app
 
 DOUYIN_VIDEO = "https://www.douyin.com/video/7071967230287744267"
 TIKTOK_VIDEO = "https://www.tiktok.com/@a3noticias/video/6806030056956251397"
@@ -54,9 +54,8 @@ class Api:
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     settings = Settings(data_dir=tmp_path, role="api", rate_limit=0, max_body_bytes=16384)
-    app = create_app(settings, on_first_token=lambda token, info: None)
-    client = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
+    client = await start_app(settings)
+    app = client.app
     user, _ = await app[TOKENS].create(name="client", credits=1000)
     admin, _ = await app[TOKENS].create(name="root", unlimited=True, admin=True)
     response = await client.get("/api/openapi.json")

@@ -12,10 +12,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from multidict import CIMultiDictProxy
 
-from server.app import create_app
 from server.console.auth import COOKIE, csrf_token, safe_next
 from server.console.chart import BlockHistory, chart
 from server.console.media_proxy import media_url, signature
@@ -23,6 +22,7 @@ from server.console.queries import per_minute
 from server.console.views import duration, file_links, href, number
 from server.keys import QUEUE, TOKENS
 from server.settings import Settings
+from tests.e2e import start_app
 
 DOUYIN_VIDEO = "https://www.douyin.com/video/7071967230287744267"
 TIKTOK_PROFILE = "https://www.tiktok.com/@a3noticias"
@@ -40,10 +40,8 @@ class Site:
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     first: list[str] = []
-    settings = Settings(data_dir=tmp_path, role="api", rate_limit=0)
-    app = create_app(settings, on_first_token=lambda token, info: first.append(token))
-    client = TestClient(TestServer(app))
-    await client.start_server()
+    client = await start_app(Settings(data_dir=tmp_path, role="api", rate_limit=0), first_tokens=first)
+    app = client.app
     user, info = await app[TOKENS].create(name="alice", credits=100)
     try:
         yield Site(client, first[0], user, info.id)
