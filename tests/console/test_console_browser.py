@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from pytest_playwright.pytest_playwright import CreateContextCallback
 
-from fixtures.dataset import HOSTILE_MUSIC, HOSTILE_NICKNAME, HOSTILE_TITLE, Dataset, build_dataset
+from fixtures.dataset import HOSTILE_MUSIC, HOSTILE_NICKNAME, HOSTILE_TITLE, Dataset, Item, build_dataset
 from tests.console.conftest import Console, Guard, Shoot
 from tests.e2e import http_json
 
@@ -28,6 +28,15 @@ JOB_DEADLINE_MS = 60_000
 def dataset() -> Dataset:
     """The replica's dataset (the server builds the same one: it depends on the day and seed)."""
     return build_dataset()
+
+
+def first_public(platform: str, kind: str) -> Item:
+    """The replica's first public post of ``kind`` by a public account on ``platform``."""
+    return next(
+        i
+        for i in dataset().items(platform)
+        if i.kind == kind and i.state == "public" and i.author.state == "public"
+    )
 
 
 def sign_in(page: Page, console: Console, token: str) -> None:
@@ -110,11 +119,7 @@ def test_a_pasted_share_text_becomes_a_job_that_updates_live(
 def test_a_download_job_plays_its_video_in_the_page(
     page: Page, guard: Guard, console: Console, shoot: Shoot
 ) -> None:
-    item = next(
-        i
-        for i in dataset().items("tiktok")
-        if i.kind == "video" and i.state == "public" and i.author.state == "public"
-    )
+    item = first_public("tiktok", "video")
     sign_in(page, console, console.user_token)
     # No event stream on this server (404, as before the API had one): the page polls the job.
     page.route("**/api/job/*/events", lambda route: route.fulfill(status=404, body="{}"))
@@ -147,11 +152,7 @@ def test_a_download_job_plays_its_video_in_the_page(
 def test_a_photo_post_shows_its_images_in_a_grid(
     page: Page, guard: Guard, console: Console, shoot: Shoot
 ) -> None:
-    photo = next(
-        i
-        for i in dataset().items("douyin")
-        if i.kind == "photo" and i.state == "public" and i.author.state == "public"
-    )
+    photo = first_public("douyin", "photo")
     sign_in(page, console, console.user_token)
     submit(page, console, photo.url, "Parse")
     wait_finished(page)
