@@ -41,6 +41,7 @@ from server.console.views import (
     stats,
 )
 from server.error_map import ApiError
+from server.ids import is_our_id
 from server.job_routes import JOB_ROUTES, route_for
 from server.keys import ENGINE, POOL, QUEUE, SETTINGS, TOKENS
 from server.media import absolutize
@@ -48,7 +49,6 @@ from server.routes.jobs import job_view, public_base
 from server.routes.tasks import task_view
 from server.tokens import TokenInfo
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 JOB_TYPES = tuple(route.job_type for route in JOB_ROUTES)
 _INTEGER = re.compile(r"-?[0-9]{1,12}")
 RECENT = 8
@@ -263,7 +263,7 @@ async def jobs(request: web.Request) -> web.StreamResponse:
 async def _own_job(request: web.Request, viewer: Viewer, job_id: str) -> JobRow:
     """The job if the viewer may see it (theirs, or any for an admin), else 404."""
     job_id = job_id.lower()
-    row = await request.app[QUEUE].get(job_id) if _UUID.fullmatch(job_id) else None
+    row = await request.app[QUEUE].get(job_id) if is_our_id(job_id) else None
     if row is None or not (viewer.is_admin or row.token_id == viewer.info.id):
         raise ApiError(404, "Job not found: no job of yours has this id.")
     return row

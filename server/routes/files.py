@@ -9,24 +9,21 @@ its owner stopped or gone answers 503, its owner gone past the grace period 410.
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from models.tables import StoredFile
 from models.video import iso_utc_ms
 from server.error_map import ApiError
 from server.file_relay import FILE_NOT_FOUND, INTERNAL_ROUTE, relay, unavailable
+from server.ids import is_our_id
 from server.keys import FILES, NODE, REGISTRY, SETTINGS
 from server.metrics import METRICS
 from server.node_auth import HEADER, verify
 
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
 
 async def _row(request: web.Request) -> StoredFile:
     file_id = request.match_info["file_id"].lower()
-    row = await request.app[FILES].get(file_id) if _UUID.match(file_id) else None
+    row = await request.app[FILES].get(file_id) if is_our_id(file_id) else None
     if row is None:
         raise ApiError(404, FILE_NOT_FOUND)
     return row

@@ -26,6 +26,7 @@ from server.body import submit_body
 from server.coalesce import dedupe_key
 from server.cursors import continue_listing
 from server.error_map import ApiError, bad_request
+from server.ids import is_our_id
 from server.job_events import JOB_EVENTS, TooManyWaiters, follow, wait_for_end
 from server.job_routes import JOB_ROUTES, JobRoute
 from server.keys import QUEUE, SETTINGS, TOKENS, WAKEUP
@@ -35,7 +36,6 @@ from server.queue import CallbackRequest, InsufficientCredits, TokenBanned, Toke
 from server.tokens import TokenInfo
 from server.webhooks import CALLBACKS, AddressPolicy, BadCallback, check_callback_url
 
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: The longest ``?wait=`` (seconds): past it, a client should stream the events instead.
 MAX_WAIT = 30.0
 _SECONDS = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?|\.[0-9]{1,6}")
@@ -196,7 +196,7 @@ def reader(request: web.Request, job_id: str) -> Reader:
     queue = request.app[QUEUE]
 
     async def read() -> JobRow | None:
-        return await queue.get(job_id) if _UUID.match(job_id) else None
+        return await queue.get(job_id) if is_our_id(job_id) else None
 
     return read
 
@@ -204,7 +204,7 @@ def reader(request: web.Request, job_id: str) -> Reader:
 async def current_or_ended(request: web.Request, job_id: str, read: Reader) -> JobRow | None:
     """The job now, or (``?wait=N``) once it ends, at most N seconds from now."""
     seconds = wait_seconds(request)
-    if seconds is None or not _UUID.match(job_id):
+    if seconds is None or not is_our_id(job_id):
         return await read()
     settings = request.app[SETTINGS]
     try:
