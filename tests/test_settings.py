@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import typing
@@ -161,7 +162,11 @@ def test_defaults_without_the_cache_table_or_the_file(
 
 
 def test_the_command_line_names_the_bad_variable(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "SHORTVID_PORT": "eighty", "SHORTVID_DATA_DIR": str(tmp_path)}
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "SHORTVID_PORT": "eighty",
+        "SHORTVID_DATA_DIR": str(tmp_path),
+    }
     done = subprocess.run(
         [sys.executable, "-m", "server.cli", "serve"],
         cwd=REPO,

@@ -158,10 +158,11 @@ class Receiver:
         return str(self.server.make_url("/hook"))
 
     async def posts(self, n: int) -> list[tuple[dict[str, str], bytes]]:
-        """Once ``n`` posts came (the test's own timeout bounds a hang)."""
-        while len(self.received) < n:
-            self.arrived.clear()
-            await self.arrived.wait()
+        """Once ``n`` posts came (the timeout only bounds a regression)."""
+        async with asyncio.timeout(30):
+            while len(self.received) < n:
+                self.arrived.clear()
+                await self.arrived.wait()
         return self.received
 
 
@@ -180,12 +181,14 @@ def verified(secret: str, headers: dict[str, str], body: bytes) -> bool:
 
 
 async def delivered(node: Node, job_id: str, state: str = CallbackState.DELIVERED) -> dict[str, Any]:
-    """The job's ``callback`` once it reached ``state`` (polled: the state is the job's to show)."""
-    while True:
-        view = (await (await node.client.get(f"/api/job/{job_id}?detail=1")).json())["data"]
-        if view["callback"]["state"] == state:
-            return dict(view)
-        await asyncio.sleep(0.02)
+    """The job's ``callback`` once it reached ``state`` (polled: the state is the job's to show;
+    the timeout only bounds a regression, which would otherwise hang the run)."""
+    async with asyncio.timeout(30):
+        while True:
+            view = (await (await node.client.get(f"/api/job/{job_id}?detail=1")).json())["data"]
+            if view["callback"]["state"] == state:
+                return dict(view)
+            await asyncio.sleep(0.02)
 
 
 @pytest.fixture
