@@ -79,6 +79,27 @@ class UnsafeAddress(OSError):
     which aiohttp reports as a DNS error)."""
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the low 32 bits are an IPv4 address
+
+
+def _embedded_ipv4(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The IPv4 address an IPv6 one carries (mapped, NAT64, 6to4, Teredo), which is the one reached;
+    else the address itself. Python reports e.g. 64:ff9b::7f00:1 as global, yet it is 127.0.0.1."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return address
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]  # (server, client): the client is the one traffic reaches
+    return address
+
+
 @dataclass(frozen=True, slots=True)
 class AddressPolicy:
     """Which addresses callbacks may reach: public ones; loopback too only when a test says so."""
@@ -87,8 +108,7 @@ class AddressPolicy:
 
     def refusal(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
         """Why ``address`` may not be called, or None when it may."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        address = _embedded_ipv4(address)
         if address.is_loopback:
             return None if self.allow_loopback else "a loopback address"
         for refused, reason in (
@@ -329,7 +349,9 @@ class CallbackStore:
             values = {"last_error": _clip(outcome.error), "next_attempt_at": at + retry}
         statement = (
             update(Callback)
-            .where(col(Callback.job_id) == claimed.job_id, col(Callback.attempts) == claimed.attempt)
+            .where(  # still our attempt, and still pending: a row another node closed stays closed
+                col(Callback.job_id) == claimed.job_id, col(Callback.attempts) == claimed.attempt, _PENDING
+            )
             .values(state=state, last_status=outcome.status, updated_at=at, **values)
         )
         await self._tx.write(lambda connection: connection.execute(statement), one_statement=True)

@@ -75,6 +75,10 @@ LOOPBACK = {"webhook_allow_http": True, "webhook_allow_loopback": True}
         ("::", "an unspecified address"),
         ("240.0.0.1", "a private address"),  # reserved, which Python also counts as private
         ("100.64.0.1", "a non-public address"),  # carrier-grade NAT
+        ("64:ff9b::7f00:1", "a loopback address"),  # NAT64 of 127.0.0.1, which Python calls global
+        ("64:ff9b::a9fe:a9fe", "a link-local address"),  # NAT64 of the cloud metadata address
+        ("2002:7f00:1::", "a loopback address"),  # 6to4 of 127.0.0.1
+        ("2002:a00:1::", "a private address"),  # 6to4 of 10.0.0.1
     ],
 )
 def test_only_public_addresses_may_be_called(address: str, reason: str | None) -> None:

@@ -115,8 +115,8 @@ async def task_events(request: web.Request) -> web.StreamResponse:
         return await task_view(request, job)
 
     return await stream_states(
-        request, task_id, task_reader(request, task_id), render, missing=TASK_NOT_FOUND
-    )
+        request, task_id, task_reader(request, task_id), render, missing=TASK_NOT_FOUND, expires=False
+    )  # a task's items outlive its result, as GET /api/task/{id} shows them
 
 
 def add_routes(app: web.Application) -> None:
